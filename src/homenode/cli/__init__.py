@@ -1,0 +1,40 @@
+"""The `homenode` command: one group, one module per command family."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from homenode import __version__
+from homenode.errors import HomenodeError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="homenode")
+def cli() -> None:
+    """homenode: an ESXi-style NUMA scheduler for Linux hosts, and a NUMA host simulator."""
+
+
+def _register() -> None:
+    from homenode.cli import compare, linux, ops, simulate  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit."""
+    _register()
+    try:
+        cli.main(args=argv, prog_name="homenode", standalone_mode=False)
+    except HomenodeError as e:
+        click.echo(f"homenode: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("homenode: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        click.echo(f"homenode: error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""`homenode` commands: compare (filled in by its own issue)."""

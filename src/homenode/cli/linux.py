@@ -1,0 +1,1 @@
+"""`homenode` commands: linux (filled in by its own issue)."""

@@ -1,0 +1,1 @@
+"""`homenode` commands: ops (filled in by its own issue)."""

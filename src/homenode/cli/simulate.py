@@ -1,0 +1,111 @@
+"""`homenode simulate`, `homenode scenarios`, `homenode settings`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from homenode.cli import cli
+from homenode.errors import InputError
+from homenode.policy import policy_names
+from homenode.settings import Settings, parse_assignments
+from homenode.sim import scenario as scenarios
+from homenode.simulation import simulate
+
+DEFAULT_OUT = "homenode-out"
+
+
+@cli.command("simulate")
+@click.argument("scenario", default=scenarios.DEFAULT_SCENARIO, metavar="[SCENARIO|FILE]")
+@click.option("--policy", default="esxi", show_default=True, help="Policy to run.")
+@click.option("--duration", type=float, default=None, help="Simulated seconds (default: the "
+              "scenario's).")
+@click.option("--seed", type=int, default=None, help="RNG seed (default: the scenario's).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
+              show_default=True, help="Directory for timeseries.csv, summary.json, plots.")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
+              help="Override a policy setting (see `homenode settings`); repeatable.")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or table; print the "
+              "output directory only.")
+def simulate_cmd(scenario: str, policy: str, duration: float | None, seed: int | None,
+                 out: Path, sets: tuple[str, ...], no_plots: bool, quiet: bool) -> None:
+    """Run a policy on a simulated NUMA host and write its metrics to --out."""
+    if policy not in policy_names():
+        raise InputError("--policy", policy, f"unknown policy; choose from "
+                         f"{', '.join(policy_names())}")
+    if duration is not None and duration <= 0:
+        raise InputError("--duration", duration, "must be positive")
+    if seed is not None and seed < 0:
+        raise InputError("--seed", seed, "must not be negative")
+    sc = scenarios.load(scenario)
+    overrides = parse_assignments(list(sets))
+    Settings.from_mapping(overrides)   # fail before running anything
+    total = duration or sc.duration
+    console = Console(stderr=True)
+    if quiet:
+        result = simulate(sc, policy, seed=seed, duration=duration, settings=overrides,
+                          out=out, plots=not no_plots)
+        click.echo(str(out))
+        return
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn("{task.completed:.0f}/{task.total:.0f} s"), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task(f"{sc.name} / {policy}", total=total)
+        result = simulate(sc, policy, seed=seed, duration=duration, settings=overrides,
+                          out=out, plots=not no_plots,
+                          on_tick=lambda t: bar.update(task, completed=t))
+    print_summary(Console(), result.summary)
+    Console().print(f"wrote {out}/")
+
+
+def print_summary(console: Console, s: dict) -> None:
+    t = Table(title=f"{s['scenario']} / {s['policy']} / seed {s['seed']}", show_header=True)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for key in ("duration_s", "sim_speed", "throughput_vs_ideal", "mean_locality",
+                "p5_locality", "max_imbalance_settled", "convergence_max_s", "home_changes",
+                "max_home_changes_per_client_per_10min", "gib_migrated"):
+        v = s.get(key)
+        t.add_row(key, "—" if v is None else str(v))
+    console.print(t)
+
+
+@cli.command("scenarios")
+def scenarios_cmd() -> None:
+    """List the built-in scenarios."""
+    t = Table(show_header=True)
+    for col in ("name", "nodes", "clients", "duration", "description"):
+        t.add_column(col)
+    for name in scenarios.builtin_names():
+        sc = scenarios.load(name)
+        t.add_row(name, str(sc.host.topology.n), str(len(sc.clients)), f"{sc.duration:g} s",
+                  sc.description)
+    Console().print(t)
+
+
+@cli.command("settings")
+@click.option("--markdown", is_flag=True, help="Print the README's settings table.")
+def settings_cmd(markdown: bool) -> None:
+    """List every policy setting with its default, unit and ESXi counterpart."""
+    specs = Settings.specs()
+    if markdown:
+        click.echo("| setting | default | unit | ESXi counterpart | what it does |")
+        click.echo("|---|---|---|---|---|")
+        for f in specs:
+            m = f.metadata
+            click.echo(f"| `{f.name}` | {f.default} | {m['unit']} | {m['esxi']} | {m['doc']} |")
+        return
+    t = Table(show_header=True)
+    for col in ("setting", "default", "unit", "ESXi", "what it does"):
+        t.add_column(col, overflow="fold")
+    for f in specs:
+        m = f.metadata
+        t.add_row(f.name, str(f.default), m["unit"], m["esxi"], m["doc"])
+    Console().print(t)
+
+

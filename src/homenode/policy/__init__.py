@@ -1,0 +1,6 @@
+"""Decision code: snapshot in, actions out.  Importing this package registers them all."""
+
+from homenode.policy import esxi as _esxi  # noqa: F401
+from homenode.policy.base import Policy, make_policy, policy_names
+
+__all__ = ["Policy", "make_policy", "policy_names"]

@@ -1,0 +1,159 @@
+"""Every threshold, weight and period of the ESXi-style policy, declared once.
+
+Each setting has a unit, a default, the ESXi advanced option it mirrors (where one
+exists) and a sentence on why it exists.  The CLI help (`homenode settings`), the
+README table and reports are produced from this one list.
+
+ESXi defaults come from ../shared/reference/esxi-numa-scheduler.md (VMkernel option
+strings dumped from ESXi 6.7U3 to 9.0.1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from homenode.errors import InputError
+
+
+def _s(default: Any, unit: str, esxi: str, doc: str, lo: float | None = None,
+       hi: float | None = None) -> Any:
+    return field(default=default, metadata={"unit": unit, "esxi": esxi, "doc": doc,
+                                            "min": lo, "max": hi})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- 1. initial placement -------------------------------------------------------
+    placement_mem_weight: float = _s(
+        1.0, "", "(none)",
+        "Weight of free-memory headroom against CPU headroom when picking a new client's "
+        "node. ESXi balances both but publishes no weight.", 0.0, 100.0)
+
+    # --- 2. dynamic rebalancing -----------------------------------------------------
+    rebalance_period: float = _s(
+        2.0, "s", "Numa.RebalancePeriod = 2000 ms",
+        "How often node loads are compared and a client may change home.", 0.1, 60.0)
+    mig_imbalance_threshold: float = _s(
+        0.10, "fraction", "Numa.MigImbalanceThreshold = 10 %",
+        "Rebalance only when max - min node load (entitled CPU / cores) is at least this.",
+        0.0, 10.0)
+    mig_threshold: float = _s(
+        0.02, "fraction", "Numa.MigThreshold = 2 %",
+        "A move must cut the imbalance by at least this much, so tiny gains never pay "
+        "for the memory they strand.", 0.0, 10.0)
+    mig_thrash_threshold: float = _s(
+        0.50, "fraction", "Numa.MigThrashThreshold = 50 %",
+        "The imbalance after a move must be at most this fraction of the imbalance before, "
+        "so a move cannot simply flip which node is overloaded.", 0.0, 1.0)
+    locality_weight_mem: float = _s(
+        1.0, "score per %", "Numa.LocalityWeightMem = 1",
+        "Score of one percentage point of a client's memory that becomes local; makes the "
+        "rebalancer prefer a client that already has memory on the destination.", 0.0, 1000.0)
+    balance_weight: float = _s(
+        1.0, "score per %", "(implicit)",
+        "Score of one percentage point of imbalance removed by a move.", 0.0, 1000.0)
+    core_cap_ratio: float = _s(
+        0.90, "fraction", "Numa.CoreCapRatioPct = 90 %",
+        "A locality move is refused when the destination's load would exceed this.", 0.0, 2.0)
+    locality_mig_min_gain: float = _s(
+        10.0, "%", "(none)",
+        "A locality move must make at least this many percentage points of the client's "
+        "memory local.", 0.0, 100.0)
+    min_residence: float = _s(
+        10.0, "s", "(none; cf. Numa.SwapConsiderPeriod)",
+        "A client's home may not change again sooner than this after its last change; "
+        "with page_mig_delay it stops ping-pong and keeps brief moves cheap.", 0.0, 3600.0)
+    max_moves_per_period: int = _s(
+        1, "moves", "(one per period, per the vSphere docs)",
+        "Home changes the rebalancer makes in one period: it moves one client, re-reads "
+        "the loads next period, and so never overshoots on stale figures.", 1, 1000)
+
+    # --- 3. memory migration --------------------------------------------------------
+    page_mig_enable: bool = _s(
+        True, "bool", "Numa.PageMigEnable = 1",
+        "Move a client's remote pages to its home node after a home change.")
+    page_mig_rate_max: float = _s(
+        32000.0, "pages/s", "Numa.PageMigRateMax = 32000 (9.0; unit unpublished)",
+        "Most 4 KiB pages moved per second for one client (125 MiB/s).", 0.0, 1e9)
+    page_mig_rate_min_ratio: float = _s(
+        0.10, "fraction", "(none)",
+        "Floor of the paced rate as a fraction of page_mig_rate_max, so the last remote "
+        "pages still move.", 0.0, 1.0)
+    page_mig_remote_knee: float = _s(
+        0.10, "fraction", "(ESXi: 'slower when little remote memory remains')",
+        "Below this fraction of remote memory the rate falls in proportion.", 0.0, 1.0)
+    page_mig_free_low: float = _s(
+        0.10, "fraction", "(ESXi: 'slower when the destination has little free memory')",
+        "Below this free fraction on the destination the rate falls in proportion.", 0.0, 1.0)
+    page_mig_free_reserve: float = _s(
+        0.02, "fraction", "(none)",
+        "Migration never takes a destination's free memory below this fraction.", 0.0, 1.0)
+    page_mig_delay: float = _s(
+        4.0, "s", "(ESXi: 'avoids moving memory needlessly when a VM moves briefly')",
+        "Memory migration starts only after a client has stayed this long on its new home.",
+        0.0, 3600.0)
+
+    @classmethod
+    def specs(cls) -> list[dataclasses.Field]:
+        return list(dataclasses.fields(cls))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, object], where: str | None = None,
+                     base: Settings | None = None) -> Settings:
+        """Validated settings; unknown names and out-of-range values are one-line errors."""
+        base = base or cls()
+        known = {f.name: f for f in cls.specs()}
+        changes: dict[str, Any] = {}
+        for name, raw in values.items():
+            f = known.get(name)
+            if f is None:
+                raise InputError(f"settings.{name}", raw, "unknown setting (see `homenode "
+                                 "settings`)", where)
+            changes[name] = _coerce(f, raw, where)
+        return dataclasses.replace(base, **changes)
+
+    def changed(self) -> dict[str, Any]:
+        """Settings that differ from the defaults (for logs and summaries)."""
+        default = Settings()
+        return {f.name: getattr(self, f.name) for f in self.specs()
+                if getattr(self, f.name) != getattr(default, f.name)}
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(f: dataclasses.Field, raw: object, where: str | None) -> Any:
+    name = f"settings.{f.name}"
+    kind = type(f.default)
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("true", "false", "1", "0", "on", "off"):
+            return raw.lower() in ("true", "1", "on")
+        raise InputError(name, raw, "expected true or false", where)
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        value = kind(raw)
+        if kind is int and isinstance(raw, float) and raw != int(raw):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise InputError(name, raw, f"expected a {kind.__name__}", where) from None
+    lo, hi = f.metadata["min"], f.metadata["max"]
+    if lo is not None and value < lo or hi is not None and value > hi:
+        raise InputError(name, raw, f"must be between {lo} and {hi}", where)
+    return value
+
+
+def parse_assignments(items: list[str]) -> dict[str, str]:
+    """``["a=1", "b=2"]`` from the command line into a mapping."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise InputError("--set", item, "expected NAME=VALUE")
+        out[name.strip()] = value.strip()
+    return out

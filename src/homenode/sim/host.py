@@ -1,0 +1,284 @@
+"""The simulated NUMA host: CPU sharing, first-touch memory, remote-access cost, and
+bandwidth-limited page migration, stepped in small ticks.
+
+It is a host like any other: ``snapshot()`` and ``apply(actions)``.  Time moves only
+through ``advance_to(t)``, which the control loop calls through ``SimClock``.  All client
+slots of a scenario are allocated up front and vectors cover every slot, so one tick is
+a fixed handful of numpy operations whatever the churn.  The RNG is seeded from the
+scenario, and nothing depends on wall time: the same scenario and seed give the same
+run, byte for byte.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from homenode.cpu import share_cpu
+from homenode.model import Action, MigratePages, SetHome, Snapshot
+from homenode.sim.demand import DemandTable
+from homenode.sim.scenario import Scenario
+from homenode.units import GIB, PAGE_SIZE
+
+_START, _STOP, _DEMAND, _DEMAND_ON_NODE = 0, 1, 2, 3
+
+
+@dataclass
+class Applied:
+    """What happened to one action: applied, or refused and why."""
+
+    action: Action
+    ok: bool
+    note: str = ""
+
+
+class SimHost:
+    def __init__(self, scenario: Scenario, seed: int | None = None):
+        self.sc = scenario
+        self.seed = scenario.seed if seed is None else seed
+        rng = np.random.default_rng(self.seed)
+        spec = scenario.host
+        self.topo = spec.topology
+        self.tick = spec.tick
+        self.latency = spec.latency_ratio()
+        # nodes ordered by distance from each node: where first touch spills to.
+        self.nearest = np.argsort(self.topo.distance, axis=1, kind="stable")
+        self.bw_pages = spec.migration_bandwidth / PAGE_SIZE
+        self.mig_cpu_per_page = spec.migration_cpu_per_gib * PAGE_SIZE / GIB
+
+        specs = scenario.clients
+        n, nn = len(specs), self.topo.n
+        self.specs = specs
+        self.clients = tuple(s.client for s in specs)
+        self.slot = {c.id: i for i, c in enumerate(self.clients)}
+        self.cap = np.array([c.cpu_cap for c in self.clients], float)
+        self.shares = np.array([c.shares for c in self.clients], float)
+        self.res = np.array([c.reservation for c in self.clients], float)
+        self.intensity = np.array([s.mem_intensity for s in specs], float)
+        self.target = np.array([c.mem_pages for c in self.clients], np.int64)
+        self.touch = np.array([s.touch_rate / PAGE_SIZE for s in specs], float)
+        self.pinned = np.array([min(c.cpu_affinity or c.mem_affinity or {-1})
+                                for c in self.clients], np.int64)
+
+        self.demand_table = DemandTable(n, rng)
+        for i, s in enumerate(specs):
+            self.demand_table.set(i, s.curve)
+
+        self.now = 0.0
+        self.active = np.zeros(n, bool)
+        self.home = np.full(n, -1, np.int64)
+        self.home_since = np.zeros(n)
+        self.pages = np.zeros((n, nn), np.int64)
+        self.demand = np.zeros(n)
+        self.received = np.zeros(n)
+        self.progress = np.zeros(n)        # cumulative useful work, core-seconds
+        self.ideal = np.zeros(n)           # cumulative work with all memory local
+        self.migrated = np.zeros(n, np.int64)
+        self.pages_migrated = 0
+        # pending page moves: slot, src, dst, pages left (replaced by each apply)
+        self.mig: dict[tuple[int, int, int], int] = {}
+
+        self._events: list[tuple[float, int, int, int, object]] = []
+        seq = 0
+        for i, s in enumerate(specs):
+            heapq.heappush(self._events, (s.start, seq, _START, i, None))
+            seq += 1
+            if s.stop < math.inf:
+                heapq.heappush(self._events, (s.stop, seq, _STOP, i, None))
+                seq += 1
+        for e in scenario.events:
+            if e.on_node is not None:
+                heapq.heappush(self._events, (e.at, seq, _DEMAND_ON_NODE, e.on_node, e.curve))
+                seq += 1
+            for cid in e.clients:
+                heapq.heappush(self._events, (e.at, seq, _DEMAND, self.slot[cid], e.curve))
+                seq += 1
+        self._snap_key: tuple | None = None
+        self._snap_clients: tuple = ()
+        self._snap_idx = np.zeros(0, np.int64)
+        self._fire_events()
+
+    # --- the host interface -------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        idx = np.flatnonzero(self.active)
+        key = tuple(idx.tolist())
+        if key != self._snap_key:
+            self._snap_key = key
+            self._snap_idx = idx
+            self._snap_clients = tuple(self.clients[i] for i in idx)
+        used = self.pages.sum(axis=0)
+        return Snapshot(self.now, self.topo, self._snap_clients, self.home[idx].copy(),
+                        self.home_since[idx].copy(), self.demand[idx].copy(),
+                        self.received[idx].copy(), self.pages[idx].copy(),
+                        self.topo.mem_pages - used)
+
+    def apply(self, actions: list[Action]) -> list[Applied]:
+        """Apply actions in order.  MigratePages for a client replaces the page moves
+        still pending for it (a policy grants a budget per decision); a home change
+        abandons the moves in flight toward the old home."""
+        out = []
+        fresh: dict[tuple[int, int, int], int] = {}
+        for a in actions:
+            i = self.slot.get(a.client)
+            if i is None or not self.active[i]:
+                out.append(Applied(a, False, "no such client"))
+                continue
+            if isinstance(a, SetHome):
+                if not 0 <= a.dst < self.topo.n:
+                    out.append(Applied(a, False, f"no node {a.dst}"))
+                    continue
+                if self.home[i] != a.dst:
+                    self.home[i] = a.dst
+                    self.home_since[i] = self.now
+                    self._drop_moves(i)
+                    fresh = {k: v for k, v in fresh.items() if k[0] != i}
+                out.append(Applied(a, True))
+            elif isinstance(a, MigratePages):
+                if not (0 <= a.src < self.topo.n and 0 <= a.dst < self.topo.n):
+                    out.append(Applied(a, False, "no such node"))
+                    continue
+                key = (i, a.src, a.dst)
+                fresh[key] = fresh.get(key, 0) + max(int(a.pages), 0)
+                out.append(Applied(a, True))
+        for i in {k[0] for k in fresh}:
+            self._drop_moves(i)
+        self.mig.update(fresh)
+        return out
+
+    def _drop_moves(self, slot: int) -> None:
+        self.mig = {k: v for k, v in self.mig.items() if k[0] != slot}
+
+    # --- time -------------------------------------------------------------------------
+
+    def next_wakeup(self) -> float | None:
+        """When the workload next changes (so placement can happen at once)."""
+        return self._events[0][0] if self._events else None
+
+    def advance_to(self, t: float) -> None:
+        while self.now < t - 1e-9:
+            dt = min(self.tick, t - self.now)
+            self._step(dt)
+            self.now = round(self.now + dt, 9)
+            self._fire_events()
+
+    def _fire_events(self) -> None:
+        while self._events and self._events[0][0] <= self.now + 1e-9:
+            _, _, kind, i, payload = heapq.heappop(self._events)
+            if kind == _START:
+                self.active[i] = True
+                self.home[i] = self.pinned[i]
+                self.home_since[i] = self.now
+            elif kind == _STOP:
+                self.active[i] = False
+                self.home[i] = -1
+                self.pages[i] = 0
+                self.demand[i] = self.received[i] = 0.0
+                self._drop_moves(i)
+            elif kind == _DEMAND:
+                self.demand_table.set(i, payload)
+            else:   # i is a node: every client homed there changes
+                for slot in np.flatnonzero(self.active & (self.home == i)):
+                    self.demand_table.set(int(slot), payload)
+
+    # --- one tick of the model ----------------------------------------------------------
+
+    def _step(self, dt: float) -> None:
+        live = self.active & (self.home >= 0)
+        demand = np.where(self.active, self.demand_table.value(self.now, dt), 0.0)
+        want = np.minimum(demand, self.cap)
+        mig_cpu = self._migrate(dt)
+        capacity = np.maximum(self.topo.cores - mig_cpu / dt, 0.0)
+        group = np.where(live, self.home, -1)
+        received = share_cpu(capacity, group, want, self.shares, self.res)
+        self._first_touch(dt, live)
+
+        total = self.pages.sum(axis=1)
+        lat_rows = self.latency[np.maximum(self.home, 0)]
+        lat = np.where(total > 0, (self.pages * lat_rows).sum(axis=1) / np.maximum(total, 1),
+                       1.0)
+        eff = 1.0 / ((1.0 - self.intensity) + self.intensity * lat)
+        self.progress += received * eff * dt
+        self.ideal += want * dt
+        self.demand, self.received = demand, received
+
+    def _first_touch(self, dt: float, live: np.ndarray) -> None:
+        """Growing clients touch new pages on their home node, spilling to the nearest."""
+        resident = self.pages.sum(axis=1)
+        grow = np.flatnonzero(live & (resident < self.target))
+        if grow.size == 0:
+            return
+        free = self.topo.mem_pages - self.pages.sum(axis=0)
+        for i in grow:
+            need = int(min(self.target[i] - resident[i], math.ceil(self.touch[i] * dt)))
+            for node in self.nearest[self.home[i]]:
+                take = min(need, int(free[node]))
+                if take > 0:
+                    self.pages[i, node] += take
+                    free[node] -= take
+                    need -= take
+                if need <= 0:
+                    break
+
+    def _migrate(self, dt: float) -> np.ndarray:
+        """Carry out pending page moves within each node's bandwidth; CPU spent per node."""
+        nn = self.topo.n
+        cpu = np.zeros(nn)
+        if not self.mig:
+            return cpu
+        keys = list(self.mig)
+        slots = np.array([k[0] for k in keys])
+        src = np.array([k[1] for k in keys])
+        dst = np.array([k[2] for k in keys])
+        req = np.minimum(np.array([self.mig[k] for k in keys], float), self.pages[slots, src])
+        limit = self.bw_pages * dt
+        out_n = np.bincount(src, req, nn)
+        in_n = np.bincount(dst, req, nn)
+        scale = np.minimum(1.0, np.minimum(limit / np.maximum(out_n[src], 1e-9),
+                                           limit / np.maximum(in_n[dst], 1e-9)))
+        move = np.floor(req * scale).astype(np.int64)
+        free = self.topo.mem_pages - self.pages.sum(axis=0)
+        for k, (i, s, d) in enumerate(keys):
+            n = int(min(move[k], max(free[d], 0)))
+            if n > 0:
+                self.pages[i, s] -= n
+                self.pages[i, d] += n
+                free[d] -= n
+                free[s] += n
+                self.migrated[i] += n
+                self.pages_migrated += n
+                cpu[d] += n * self.mig_cpu_per_page
+            left = self.mig[(i, s, d)] - n
+            if left > 0 and self.pages[i, s] > 0:
+                self.mig[(i, s, d)] = left
+            else:
+                del self.mig[(i, s, d)]
+        return cpu
+
+    # --- what only a simulator can know -------------------------------------------------
+
+    def stats(self) -> dict[str, np.ndarray]:
+        """Per-client cumulative progress and ideal for the clients of the last snapshot."""
+        idx = self._snap_idx
+        return {"progress": self.progress[idx].copy(), "ideal": self.ideal[idx].copy(),
+                "migrated": self.migrated[idx].copy()}
+
+    def totals(self) -> dict[str, float]:
+        return {"progress": float(self.progress.sum()), "ideal": float(self.ideal.sum()),
+                "pages_migrated": float(self.pages_migrated)}
+
+
+class SimClock:
+    """The simulator's clock: sleeping advances the simulated host."""
+
+    def __init__(self, host: SimHost):
+        self.host = host
+
+    def now(self) -> float:
+        return self.host.now
+
+    def sleep_until(self, t: float) -> None:
+        self.host.advance_to(t)
