@@ -54,6 +54,21 @@ class Recorder(Protocol):
     def sample(self, snap: Snapshot) -> None: ...
 
 
+class Tee:
+    """Several recorders fed as one (the run's metrics, the status API, the exporter)."""
+
+    def __init__(self, *recorders: Recorder):
+        self.recorders = [r for r in recorders if r is not None]
+
+    def decision(self, snap: Snapshot, decision: Decision, applied: list[Any]) -> None:
+        for r in self.recorders:
+            r.decision(snap, decision, applied)
+
+    def sample(self, snap: Snapshot) -> None:
+        for r in self.recorders:
+            r.sample(snap)
+
+
 def run(host: Host, policy: Policy, clock: Clock, *, duration: float, interval: float,
         recorder: Recorder | None = None, stop: threading.Event | None = None,
         on_tick: Callable[[float], None] | None = None) -> int:
