@@ -53,3 +53,18 @@ def simulate(sc: Scenario, policy: str = "esxi", *, seed: int | None = None,
     if out is not None:
         write_run(Path(out), rec, summary, plots=plots)
     return SimResult(summary, rec)
+
+
+def unmet_expectations(summary: dict[str, Any], expect: dict[str, float]) -> list[str]:
+    """The scenario's ``[expect]`` entries (``<summary key>_min`` / ``_max``) not met."""
+    failures = []
+    for key, bound in sorted(expect.items()):
+        name, _, side = key.rpartition("_")
+        value = summary.get(name)
+        if side not in ("min", "max") or name not in summary:
+            failures.append(f"{key}: no such summary key")
+        elif value is None:
+            failures.append(f"{name} is null (expected {side} {bound})")
+        elif (side == "min" and value < bound) or (side == "max" and value > bound):
+            failures.append(f"{name} = {value}, expected {side} {bound}")
+    return failures

@@ -130,8 +130,8 @@ def locality_gain_too_small(v: View, m: Moves) -> np.ndarray:
 
 
 Filter = Callable[[View, Moves], np.ndarray]
-BALANCE_FILTERS: tuple[Filter, ...] = (too_soon, breaks_reservation,
-                                       gain_below_mig_threshold, would_thrash)
+BALANCE_FILTERS: tuple[Filter, ...] = (too_soon, breaks_reservation, would_thrash,
+                                       gain_below_mig_threshold)
 LOCALITY_FILTERS: tuple[Filter, ...] = (too_soon, breaks_reservation, locality_gain_too_small,
                                         over_core_cap, creates_imbalance)
 

@@ -1,0 +1,3 @@
+from homenode.cli import main
+
+main()

@@ -1,0 +1,199 @@
+"""One test per rule of the ESXi-style policy, on hand-made snapshots.
+
+Hosts are 2 nodes x 10 cores unless said otherwise, so a client's load share is
+demand / 10: a 3-core client is 0.3 of a node.
+"""
+
+import numpy as np
+import pytest
+
+from helpers import snap, topo
+from homenode.model import MigratePages, Reason, SetHome
+from homenode.policy.esxi import EsxiPolicy
+from homenode.policy.pacing import rate
+from homenode.settings import Settings
+
+P = 1000  # pages
+
+
+def decide(rows, time=100.0, settings=None, nodes=2):
+    pol = EsxiPolicy(settings or Settings())
+    return pol.decide(snap(topo(nodes), rows, time))
+
+
+def moves(d):
+    return [a for a in d.actions if isinstance(a, SetHome)]
+
+
+def verdicts(d):
+    return {(c.client, c.dst): c.verdict for c in d.considered}
+
+
+def test_imbalance_below_threshold_is_left_alone():
+    # loads 0.60 vs 0.55: imbalance 0.05 < mig_imbalance_threshold 0.10
+    d = decide([dict(id="a", home=0, demand=6.0, pages=[P, 0]),
+                dict(id="b", home=1, demand=5.5, pages=[0, P])])
+    assert moves(d) == []
+
+
+def test_gain_below_mig_threshold_is_not_taken():
+    # 0.705 vs 0.55 (imbalance 0.155).  Moving "tiny" (0.005) gains 0.01 < 0.02;
+    # moving "big" (0.7) flips the pair to 0.005 vs 1.255: thrash.
+    d = decide([dict(id="big", home=0, demand=7.0, pages=[P, 0]),
+                dict(id="tiny", home=0, demand=0.05, pages=[P, 0]),
+                dict(id="other", home=1, demand=5.5, pages=[0, P])])
+    assert moves(d) == []
+    v = verdicts(d)
+    assert v[("tiny", 1)] == "gain_below_mig_threshold"
+    assert v[("big", 1)] == "would_thrash"
+
+
+def test_move_that_would_thrash_is_not_taken_but_a_halving_one_is():
+    # 0.6 vs 0.1: moving "a" gives 0.0 vs 0.7 (flipped, 0.7 > 50 % of 0.5) -> thrash.
+    d = decide([dict(id="a", home=0, demand=6.0, pages=[P, 0]),
+                dict(id="b", home=1, demand=1.0, pages=[0, P])])
+    assert moves(d) == []
+    assert verdicts(d)[("a", 1)] == "would_thrash"
+    # add "c" (0.2) on node 0: 0.8 vs 0.1; moving c gives 0.6 vs 0.3 (no flip) -> taken
+    d = decide([dict(id="a", home=0, demand=6.0, pages=[P, 0]),
+                dict(id="c", home=0, demand=2.0, pages=[P, 0]),
+                dict(id="b", home=1, demand=1.0, pages=[0, P])])
+    assert [(m.client, m.src, m.dst, m.reason) for m in moves(d)] == [("c", 0, 1,
+                                                                       Reason.BALANCE)]
+
+
+def test_client_with_memory_on_destination_is_preferred():
+    # x and y gain the same balance; y already has 80 % of its memory on node 1
+    d = decide([dict(id="x", home=0, demand=3.0, pages=[P, 0]),
+                dict(id="y", home=0, demand=3.0, pages=[P // 5, 4 * P // 5]),
+                dict(id="z", home=1, demand=1.0, pages=[0, P])])
+    assert [m.client for m in moves(d)] == ["y"]
+
+
+def test_no_move_leaves_a_client_below_its_reservation():
+    # node 1 already has 9 of its 10 cores reserved; "r" reserves 2 -> it may not go there,
+    # although it is the best balance move; "s" (no reservation) goes instead.
+    d = decide([dict(id="r", home=0, demand=3.0, reservation=2.0, pages=[0, 4 * P]),
+                dict(id="s", home=0, demand=3.0, pages=[P, 0]),
+                dict(id="q", home=0, demand=1.0, pages=[P, 0]),
+                dict(id="held", home=1, demand=1.0, reservation=9.0, vcpus=10,
+                     pages=[0, P])])
+    assert [m.client for m in moves(d)] == ["s"]
+    assert verdicts(d)[("r", 1)] == "breaks_reservation"
+
+
+def test_recently_moved_client_stays_put():
+    d = decide([dict(id="a", home=0, demand=3.0, since=95.0, pages=[P, 0]),
+                dict(id="b", home=0, demand=3.0, since=95.0, pages=[P, 0]),
+                dict(id="c", home=1, demand=0.5, pages=[0, P])])
+    assert moves(d) == []
+    assert verdicts(d)[("a", 1)] == "too_soon"
+
+
+def test_locality_move_back_to_memory_when_balanced():
+    # balanced (0.3 vs 0.3), but "m" has 90 % of its memory on node 1 and is tiny
+    d = decide([dict(id="m", home=0, demand=0.2, pages=[P // 10, 9 * P // 10]),
+                dict(id="a", home=0, demand=2.9, pages=[P, 0]),
+                dict(id="b", home=1, demand=3.0, pages=[0, P])])
+    assert [(x.client, x.dst, x.reason) for x in moves(d)] == [("m", 1, Reason.LOCALITY)]
+
+
+def test_locality_move_refused_above_core_cap():
+    # node 1 would reach 0.95 > core_cap_ratio 0.90
+    d = decide([dict(id="m", home=0, demand=0.6, pages=[0, P]),
+                dict(id="a", home=0, demand=8.5, vcpus=10, pages=[P, 0]),
+                dict(id="b", home=1, demand=8.9, vcpus=10, pages=[0, P])])
+    assert moves(d) == []
+    assert verdicts(d)[("m", 1)] == "over_core_cap"
+
+
+def test_burst_of_new_clients_spreads_over_nodes():
+    rows = [dict(id=f"vm{i}", demand=0.0, vcpus=2, mem_bytes=1 << 30) for i in range(20)]
+    d = decide(rows, time=0.0)
+    homes = [m.dst for m in moves(d)]
+    assert all(m.reason is Reason.INITIAL for m in moves(d))
+    assert homes.count(0) == homes.count(1) == 10
+
+
+def test_new_client_avoids_the_node_short_of_memory():
+    # equal CPU; node 0 has 60 of 64 GiB used -> the 8 GiB client goes to node 1
+    used = 60 * (1 << 30) // 4096
+    d = decide([dict(id="hog", home=0, demand=1.0, pages=[used, 0]),
+                dict(id="cpu1", home=1, demand=1.0, pages=[0, 10]),
+                dict(id="new", demand=1.0, vcpus=2, mem_bytes=8 << 30)], time=0.0)
+    assert [(m.client, m.dst) for m in moves(d)] == [("new", 1)]
+
+
+# --- memory migration pacing --------------------------------------------------------
+
+@pytest.mark.parametrize("remote_frac,free_frac,expected_ratio", [
+    (0.50, 0.50, 1.00),   # plenty remote, plenty free: full rate
+    (0.05, 0.50, 0.50),   # 5 % remote, knee 10 %: half rate
+    (0.001, 0.50, 0.10),  # almost done: floor of 10 %
+    (0.50, 0.06, 0.50),   # free 6 %: (6 - 2) / (10 - 2) = half
+    (0.50, 0.02, 0.00),   # at the reserve: nothing
+])
+def test_pacing_rate(remote_frac, free_frac, expected_ratio):
+    s = Settings()
+    assert rate(s, remote_frac, free_frac) == pytest.approx(expected_ratio * s.page_mig_rate_max)
+
+
+def test_pacing_slows_monotonically_as_remote_memory_runs_out():
+    s = Settings()
+    rates = [rate(s, f, 0.5) for f in (0.5, 0.2, 0.1, 0.05, 0.02, 0.01)]
+    assert rates == sorted(rates, reverse=True) and rates[0] > rates[-1]
+
+
+def _two_calls(since: float, free_gib: int = 64):
+    """A client that moved to node 1 at ``since`` with all its memory still on node 0."""
+    pol = EsxiPolicy()
+    t = topo(2, mem_gib=free_gib)
+    rows = [dict(id="m", home=1, demand=1.0, since=since, pages=[100_000, 0]),
+            dict(id="n", home=0, demand=1.0, pages=[1000, 0])]
+    pol.decide(snap(t, rows, 99.0))
+    return pol.decide(snap(t, rows, 100.0))
+
+
+def test_brief_move_migrates_nothing():
+    d = _two_calls(since=98.0)   # on its new home for 2 s < page_mig_delay 4 s
+    assert [a for a in d.actions if isinstance(a, MigratePages)] == []
+
+
+def test_settled_move_migrates_at_the_paced_rate():
+    d = _two_calls(since=90.0)
+    migs = [a for a in d.actions if isinstance(a, MigratePages)]
+    assert [(a.client, a.src, a.dst) for a in migs] == [("m", 0, 1)]
+    assert migs[0].pages == int(Settings().page_mig_rate_max * 1.0)
+
+
+def test_migration_never_fills_the_destination_past_its_reserve():
+    s = Settings()
+    pol = EsxiPolicy(s)
+    t = topo(2, mem_gib=1)                    # 262144 pages per node
+    full = int(t.mem_pages[1] * 0.97)         # node 1 is 97 % full
+    rows = [dict(id="m", home=1, demand=1.0, since=0.0, pages=[100_000, 0]),
+            dict(id="hog", home=1, demand=0.0, pages=[0, full])]
+    pol.decide(snap(t, rows, 99.0))
+    d = pol.decide(snap(t, rows, 100.0))
+    migs = [a.pages for a in d.actions if isinstance(a, MigratePages)]
+    room = t.mem_pages[1] - full - s.page_mig_free_reserve * t.mem_pages[1]
+    assert sum(migs) <= max(room, 0)
+
+
+def test_page_migration_can_be_disabled():
+    s = Settings(page_mig_enable=False)
+    pol = EsxiPolicy(s)
+    rows = [dict(id="m", home=1, demand=1.0, since=0.0, pages=[100_000, 0])]
+    pol.decide(snap(topo(), rows, 99.0))
+    d = pol.decide(snap(topo(), rows, 100.0))
+    assert not any(isinstance(a, MigratePages) for a in d.actions)
+
+
+def test_unmanaged_client_is_counted_but_never_moved():
+    # "pinned" has manual affinity: it loads node 0 but only "free" may move
+    d = decide([dict(id="pinned", home=0, demand=6.0, cpu_affinity=frozenset({0}),
+                     pages=[P, 0]),
+                dict(id="free", home=0, demand=2.0, pages=[P, 0]),
+                dict(id="b", home=1, demand=1.0, pages=[0, P])])
+    assert [m.client for m in moves(d)] == ["free"]
+    assert np.isfinite(moves(d)[0].score)
