@@ -68,3 +68,23 @@ def test_cli_default_run_writes_everything(tmp_path):
     for f in ("timeseries.csv", "summary.json", "locality.png", "load.png"):
         assert (out / f).stat().st_size > 0
     assert "burst" in proc.stdout and "mean_locality" in proc.stdout
+
+
+@pytest.mark.slow
+def test_pingpong_homenode_settles_where_esxi_defaults_ping_pong():
+    sc = scenarios.load("pingpong")
+    ours = simulate(sc).summary
+    esxi = simulate(sc, profile="esxi-default").summary
+    assert ours["max_home_changes_per_client_per_10min"] <= 2
+    assert esxi["max_home_changes_per_client_per_10min"] > 10 * max(
+        1, ours["max_home_changes_per_client_per_10min"])
+    # the pair that fits is still brought together
+    assert ours["affinity_groups_together"] >= 0.5
+
+
+@pytest.mark.slow
+def test_long_term_fairness_shares_coarse_contention():
+    sc = scenarios.load("fairness")
+    on = simulate(sc).summary
+    off = simulate(sc, settings={"lterm_fairness_interval": 0}).summary
+    assert off["min_entitlement_share"] < 0.8 < 0.85 <= on["min_entitlement_share"]

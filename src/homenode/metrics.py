@@ -71,6 +71,7 @@ class RunRecorder:
         self.by_reason: Counter[str] = Counter()
         self.pages_requested = 0
         self._extra = extra
+        self.rights = RightsTally()
 
     def decision(self, snap: Snapshot, decision: Decision, applied: list[Any]) -> None:
         oks = [getattr(r, "ok", True) for r in applied] or [True] * len(decision.actions)
@@ -104,6 +105,7 @@ class RunRecorder:
         rows = np.arange(len(snap.clients))
         local = np.where(placed, snap.pages[rows, np.maximum(snap.home, 0)], 0)
         ids = tuple(c.id for c in snap.clients)
+        self.rights.sample(snap, ent)
         nmig = np.array([len(self.home_changes.get(i, ())) for i in ids], np.int64)
         self.samples.append(Sample(
             snap.time, ids, snap.home.copy(), local, snap.pages.sum(axis=1), snap.demand.copy(),
@@ -111,6 +113,76 @@ class RunRecorder:
             np.where(topo.cores > 0, used / np.maximum(topo.cores, 1e-9), 0.0),
             snap.free_pages.copy(), imbalance(loads, topo.cores),
             self._extra() if self._extra else {}))
+
+
+RESERVATION_SLACK = 0.01   # cores: shortfalls below this are rounding, not violations
+
+
+class RightsTally:
+    """Resource rights and the placement rules of issue 5, checked at every sample:
+    reservations and pool limits honoured, wide VMs' slices close together, affinity
+    groups together, and each client's long-run share of what it was entitled to."""
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self.reservation_violations = 0
+        self.pool_limit_violations = 0
+        self.wide_max_distance: list[tuple[float, int]] = []     # (time, max distance)
+        self.groups_together: list[tuple[float, float]] = []     # (time, fraction)
+        self.received: dict[str, float] = defaultdict(float)
+        self.entitled: dict[str, float] = defaultdict(float)
+
+    def sample(self, snap: Snapshot, ent: np.ndarray) -> None:
+        self.samples += 1
+        vec = snap.vectors()
+        placed = snap.home >= 0
+        owed = np.minimum(vec.reservation, np.minimum(snap.demand, vec.cpu_cap))
+        self.reservation_violations += int(
+            (placed & (snap.received < owed - RESERVATION_SLACK)).sum())
+        if snap.pools:
+            self.pool_limit_violations += _pool_violations(snap)
+        for cid, r, e in zip((c.id for c in snap.clients), snap.received, ent, strict=True):
+            self.received[cid] += float(r)
+            self.entitled[cid] += float(e)
+        dist = snap.topology.distance
+        if (vec.vm >= 0).any():
+            worst = 0
+            for g in np.unique(vec.vm[vec.vm >= 0]):
+                homes = snap.home[(vec.vm == g) & placed]
+                if homes.size > 1:
+                    worst = max(worst, int(dist[np.ix_(homes, homes)].max()))
+            self.wide_max_distance.append((snap.time, worst))
+        if (vec.affinity >= 0).any():
+            groups = np.unique(vec.affinity[vec.affinity >= 0])
+            together = sum(np.unique(snap.home[(vec.affinity == g) & placed]).size <= 1
+                           for g in groups)
+            self.groups_together.append((snap.time, together / groups.size))
+
+    def summary(self, duration: float) -> dict[str, Any]:
+        out: dict[str, Any] = {"reservation_violations": self.reservation_violations,
+                               "pool_limit_violations": self.pool_limit_violations}
+        shares = [self.received[c] / self.entitled[c] for c in self.entitled
+                  if self.entitled[c] > 1.0]
+        out["min_entitlement_share"] = _r(min(shares)) if shares else None
+        if self.wide_max_distance:
+            late = [d for t, d in self.wide_max_distance if t >= duration / 2]
+            out["wide_max_distance_settled"] = max(late) if late else None
+        if self.groups_together:
+            late = [f for t, f in self.groups_together if t >= duration / 2]
+            out["affinity_groups_together"] = _r(sum(late) / len(late)) if late else None
+        return out
+
+
+def _pool_violations(snap: Snapshot) -> int:
+    """Pools whose clients (in the pool or below it) receive more than the pool's limit."""
+    parent = {p.name: p.parent for p in snap.pools}
+    used: dict[str, float] = defaultdict(float)
+    for c, r in zip(snap.clients, snap.received, strict=True):
+        name = c.pool
+        while name:
+            used[name] += float(r)
+            name = parent.get(name, "")
+    return sum(used[p.name] > p.limit + RESERVATION_SLACK for p in snap.pools)
 
 
 def summarize(rec: RunRecorder, *, scenario: str, policy: str, seed: int, duration: float,
@@ -145,6 +217,7 @@ def summarize(rec: RunRecorder, *, scenario: str, policy: str, seed: int, durati
         "pages_migrated": pages,
         "gib_migrated": _r(pages * 4096 / 2**30),
         "clients_seen": len({i for s in rec.samples for i in s.ids}),
+        **rec.rights.summary(duration),
     }
 
 

@@ -62,7 +62,12 @@ class Client:
 
     CPU quantities are in cores.  ``shares`` default to 1000 per vCPU (ESXi "normal").
     A client with manual CPU or memory affinity is *unmanaged*: the policy never moves
-    it, but its load still counts on the nodes it is bound to.
+    it, but its load still counts on the nodes it is bound to.  ``allowed_nodes`` (like
+    ESXi's numa.nodeAffinity) keeps it managed but only within that set.  ``vm`` names
+    the VM a vNUMA slice belongs to ("" for a client that is a whole VM); slices of one
+    VM are kept on close nodes.  Clients with the same ``affinity_group`` communicate and
+    are drawn to one node (ESXi's action affinity).  ``prefer_ht`` sizes the client by
+    hardware threads instead of cores (ESXi's numa.vcpu.preferHT).
     """
 
     id: str
@@ -75,6 +80,10 @@ class Client:
     pool: str = ""
     cpu_affinity: frozenset[int] | None = None
     mem_affinity: frozenset[int] | None = None
+    allowed_nodes: frozenset[int] | None = None
+    vm: str = ""
+    affinity_group: str = ""
+    prefer_ht: bool = False
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -113,6 +122,7 @@ class Snapshot:
     received: np.ndarray      # CPU received, cores
     pages: np.ndarray         # (C, N) resident pages per node
     free_pages: np.ndarray    # (N,) free pages per node
+    pools: tuple[Pool, ...] = ()
     _index: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -124,11 +134,11 @@ class Snapshot:
 
     @property
     def managed(self) -> np.ndarray:
-        return client_arrays(self.clients).managed
+        return self.vectors().managed
 
     def vectors(self) -> ClientArrays:
         """Per-client constants as vectors (cached per clients tuple)."""
-        return client_arrays(self.clients)
+        return client_arrays(self.clients, self.topology.n)
 
     def locality(self) -> np.ndarray:
         """Fraction of each client's resident pages on its home node (1.0 if none)."""
@@ -144,6 +154,17 @@ class Snapshot:
                    np.zeros(0), np.zeros((0, n), np.int64), topology.mem_pages.copy())
 
 
+@dataclass(frozen=True)
+class Pool:
+    """A resource pool (ESXi pool, cgroup v2 cpu.weight subtree); CPU in cores."""
+
+    name: str
+    parent: str = ""
+    shares: int = 1000
+    reservation: float = 0.0
+    limit: float = math.inf
+
+
 @dataclass(frozen=True, eq=False)
 class ClientArrays:
     cpu_cap: np.ndarray
@@ -151,27 +172,43 @@ class ClientArrays:
     reservation: np.ndarray
     managed: np.ndarray
     mem_pages: np.ndarray
+    allowed: np.ndarray          # (C, N) bool: may client i live on node n
+    vm: np.ndarray               # int: index of the client's VM group, -1 = none
+    affinity: np.ndarray         # int: index of the client's affinity group, -1 = none
 
 
-_ARRAYS_CACHE: dict[int, tuple[tuple[Client, ...], ClientArrays]] = {}
+_ARRAYS_CACHE: dict[tuple[int, int], tuple[tuple[Client, ...], ClientArrays]] = {}
 
 
-def client_arrays(clients: tuple[Client, ...]) -> ClientArrays:
+def client_arrays(clients: tuple[Client, ...], n_nodes: int) -> ClientArrays:
     """Vectors of the clients' constants; hosts that reuse one tuple pay once."""
-    hit = _ARRAYS_CACHE.get(id(clients))
+    hit = _ARRAYS_CACHE.get((id(clients), n_nodes))
     if hit is not None and hit[0] is clients:
         return hit[1]
     n = len(clients)
+    allowed = np.ones((n, n_nodes), bool)
+    for i, c in enumerate(clients):
+        if c.allowed_nodes:
+            allowed[i] = False
+            allowed[i, [k for k in sorted(c.allowed_nodes) if k < n_nodes]] = True
     arrays = ClientArrays(
         np.fromiter((c.cpu_cap for c in clients), float, n),
         np.fromiter((c.shares for c in clients), float, n),
         np.fromiter((c.reservation for c in clients), float, n),
         np.fromiter((c.managed for c in clients), bool, n),
-        np.fromiter((c.mem_pages for c in clients), np.int64, n))
+        np.fromiter((c.mem_pages for c in clients), np.int64, n),
+        allowed, group_index([c.vm for c in clients]),
+        group_index([c.affinity_group for c in clients]))
     if len(_ARRAYS_CACHE) > 64:
         _ARRAYS_CACHE.clear()
-    _ARRAYS_CACHE[id(clients)] = (clients, arrays)
+    _ARRAYS_CACHE[(id(clients), n_nodes)] = (clients, arrays)
     return arrays
+
+
+def group_index(names: list[str]) -> np.ndarray:
+    """Small ints per distinct non-empty name (-1 for ""), in order of appearance."""
+    seen: dict[str, int] = {}
+    return np.array([seen.setdefault(x, len(seen)) if x else -1 for x in names], np.int64)
 
 
 class Reason(StrEnum):

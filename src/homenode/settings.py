@@ -52,6 +52,11 @@ class Settings:
         1.0, "score per %", "Numa.LocalityWeightMem = 1",
         "Score of one percentage point of a client's memory that becomes local; makes the "
         "rebalancer prefer a client that already has memory on the destination.", 0.0, 1000.0)
+    balance_min_load: float = _s(
+        0.90, "fraction", "(none; ESXi balances idle nodes too)",
+        "Load moves and load swaps are made only while the busiest node's load is at "
+        "least this. Below it every client gets the CPU it wants, and moving one only "
+        "trades its memory locality for nothing. 0 = balance always, as ESXi.", 0.0, 10.0)
     balance_weight: float = _s(
         1.0, "score per %", "(implicit)",
         "Score of one percentage point of imbalance removed by a move.", 0.0, 1000.0)
@@ -66,10 +71,57 @@ class Settings:
         10.0, "s", "(none; cf. Numa.SwapConsiderPeriod)",
         "A client's home may not change again sooner than this after its last change; "
         "with page_mig_delay it stops ping-pong and keeps brief moves cheap.", 0.0, 3600.0)
+    load_smoothing: float = _s(
+        6.0, "s", "(none; ESXi averages over its own sampling)",
+        "Time constant of the moving average of CPU demand that rebalancing uses, so a "
+        "random-walk wobble is not chased with moves and memory copies. 0 = raw demand.",
+        0.0, 600.0)
     max_moves_per_period: int = _s(
         1, "moves", "(one per period, per the vSphere docs)",
         "Home changes the rebalancer makes in one period: it moves one client, re-reads "
         "the loads next period, and so never overshoots on stale figures.", 1, 1000)
+
+    # --- 2b. swaps, long-term fairness, action affinity, wide VMs ---------------------
+    swap_interval: int = _s(
+        3, "periods", "Numa.SwapInterval = 3",
+        "Every this many periods, when no single move helps, the rebalancer looks for two "
+        "clients to exchange between nodes.", 1, 1000)
+    swap_consider_period: int = _s(
+        15, "periods", "Numa.SwapConsiderPeriod = 15",
+        "A client that took part in a swap is not considered for another for this many "
+        "periods.", 0, 100000)
+    swap_load_enable: bool = _s(
+        True, "bool", "Numa.SwapLoadEnable = 1", "Allow swaps that balance CPU load.")
+    swap_locality_enable: bool = _s(
+        True, "bool", "Numa.SwapLocalityEnable = 1", "Allow swaps that improve locality.")
+    swap_candidates: int = _s(
+        32, "clients", "(none)",
+        "Clients per node looked at for swaps (the busiest and the least local), so a swap "
+        "search stays cheap with thousands of clients.", 1, 100000)
+    lterm_fairness_interval: int = _s(
+        5, "periods", "Numa.LTermFairnessInterval = 5",
+        "A client owed CPU for this many periods in a row is moved even at some cost to "
+        "locality; 0 turns long-term fairness off.", 0, 100000)
+    lterm_mig_imbal_threshold: float = _s(
+        0.10, "fraction", "Numa.LTermMigImbalThreshold = 10 %",
+        "How much of its entitlement a client must be missing to count as owed.", 0.0, 1.0)
+    locality_weight_action_affinity: float = _s(
+        130.0, "score", "Numa.LocalityWeightActionAffinity = 130",
+        "Score of bringing a client onto the node of the clients it communicates with "
+        "(its affinity group), per unit of the group's traffic that becomes local.", 0.0, 1000.0)
+    affinity_peak_window: float = _s(
+        60.0, "s", "(none; ESXi uses the momentary load)",
+        "Locality and affinity moves must fit the destination's *peak* load over this "
+        "window. ESXi checks the momentary load, so a partner's node that is idle for a "
+        "moment draws a client in and the balancer throws it out again: the ping-pong of "
+        "KB 439993. 0 = momentary, as ESXi.", 0.0, 3600.0)
+    affinity_respects_balance: bool = _s(
+        True, "bool", "(none; ESXi checks only Numa.CoreCapRatioPct)",
+        "Locality and affinity moves may not leave an imbalance the balancer would undo.")
+    wide_distance_weight: float = _s(
+        1.0, "score per SLIT unit", "(none; ESXi places wide VMs by measured latency)",
+        "Cost of each unit of mean SLIT distance between a vNUMA client and its siblings, "
+        "so the slices of one wide VM are placed and kept on close nodes.", 0.0, 1000.0)
 
     # --- 3. memory migration --------------------------------------------------------
     page_mig_enable: bool = _s(
@@ -123,6 +175,29 @@ class Settings:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# Named sets of settings.  "esxi-default" is the same policy configured as ESXi ships:
+# no balance gate, no demand smoothing, no residence time, and locality/affinity moves
+# checked only against the momentary CoreCapRatio -- the configuration whose action
+# affinity ping-pongs (KB 439993).
+PROFILES: dict[str, dict[str, Any]] = {
+    "homenode": {},
+    "esxi-default": {
+        "balance_min_load": 0.0,
+        "load_smoothing": 0.0,
+        "min_residence": 0.0,
+        "affinity_peak_window": 0.0,
+        "affinity_respects_balance": False,
+    },
+}
+
+
+def profile(name: str) -> Settings:
+    if name not in PROFILES:
+        raise InputError("--profile", name, f"unknown profile; choose from "
+                         f"{', '.join(sorted(PROFILES))}")
+    return Settings.from_mapping(PROFILES[name])
 
 
 def _coerce(f: dataclasses.Field, raw: object, where: str | None) -> Any:

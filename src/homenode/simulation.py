@@ -13,6 +13,7 @@ from homenode.metrics import RunRecorder, summarize
 from homenode.policy import make_policy
 from homenode.report import write_run
 from homenode.settings import Settings
+from homenode.settings import profile as settings_profile
 from homenode.sim.host import SimClock, SimHost
 from homenode.sim.scenario import Scenario
 
@@ -27,13 +28,18 @@ class SimResult:
 
 def simulate(sc: Scenario, policy: str = "esxi", *, seed: int | None = None,
              duration: float | None = None, settings: dict[str, Any] | None = None,
+             profile: str | None = None,
              out: Path | None = None, plots: bool = True, interval: float = DEFAULT_INTERVAL,
-             on_tick: Callable[[float], None] | None = None) -> SimResult:
+             on_tick: Callable[[float], None] | None = None,
+             recorder: loop.Recorder | None = None) -> SimResult:
     """Simulate ``sc`` under ``policy``; write the run's files to ``out`` if given.
 
-    Settings come from the scenario's ``[settings]`` table, then ``settings`` on top.
+    Settings: the named ``profile`` (default "homenode"), then the scenario's
+    ``[settings]`` table, then ``settings`` on top.
+    ``recorder`` is fed beside the run's own (the live status API of `simulate --live`).
     """
-    cfg = Settings.from_mapping(sc.settings, where=sc.source)
+    base = settings_profile(profile) if profile else Settings()
+    cfg = Settings.from_mapping(sc.settings, where=sc.source, base=base)
     if settings:
         cfg = Settings.from_mapping(settings, base=cfg)
     seed = sc.seed if seed is None else seed
@@ -42,12 +48,14 @@ def simulate(sc: Scenario, policy: str = "esxi", *, seed: int | None = None,
     pol = make_policy(policy, cfg)
     rec = RunRecorder(extra=host.stats)
     wall0 = time.perf_counter()
-    loop.run(host, pol, SimClock(host), duration=duration, interval=interval, recorder=rec,
-             on_tick=on_tick)
+    loop.run(host, pol, SimClock(host), duration=duration, interval=interval,
+             recorder=loop.Tee(rec, recorder) if recorder is not None else rec, on_tick=on_tick)
     wall = time.perf_counter() - wall0
     summary = summarize(rec, scenario=sc.name, policy=policy, seed=seed, duration=duration,
                         event_times=[t for t in sc.event_times() if t < duration],
                         wall_s=wall, totals=host.totals())
+    if profile:
+        summary["profile"] = profile
     if cfg.changed():
         summary["settings"] = cfg.changed()
     if out is not None:

@@ -8,11 +8,14 @@ import numpy as np
 
 from homenode.model import Decision, Snapshot
 from homenode.policy.base import register
+from homenode.policy.history import Counter, PeakTracker, Smoother
 from homenode.policy.load import client_vectors, entitlements, node_loads
 from homenode.policy.pacing import pace
 from homenode.policy.placement import place_new
 from homenode.policy.rebalance import View, rebalance
 from homenode.settings import Settings
+
+MIN_OWED_ENTITLEMENT = 0.05   # cores: below this a client's shortfall is noise
 
 
 @register("esxi")
@@ -23,6 +26,11 @@ class EsxiPolicy:
         self.s = settings or Settings()
         self._last_rebalance = -math.inf
         self._last_call: float | None = None
+        self._periods = 0
+        self._peaks = PeakTracker(self.s.affinity_peak_window, self.s.rebalance_period)
+        self._owed = Counter(0.0)
+        self._swapped = Counter(-math.inf)
+        self._smooth = Smoother(self.s.load_smoothing)
 
     def decide(self, snap: Snapshot) -> Decision:
         d = Decision()
@@ -32,26 +40,46 @@ class EsxiPolicy:
         ent = entitlements(snap, cap, shares, res)
         home = snap.home.copy()
         place_new(snap, self.s, home, ent, cap, d)
+        smooth = self._smooth.update(snap.clients, snap.demand, snap.time)
 
         if snap.time - self._last_rebalance >= self.s.rebalance_period - 1e-9:
             self._last_rebalance = snap.time
-            rebalance(self._view(snap, home, ent, res), d)
+            # Rebalancing weighs the smoothed demand; fairness compares what a client
+            # received with what it is owed now.
+            ent_avg = entitlements(snap, cap, shares, res, demand=smooth)
+            rebalance(self._view(snap, home, ent, ent_avg, cap, res), d)
+            self._periods += 1
 
         dt = 0.0 if self._last_call is None else snap.time - self._last_call
         self._last_call = snap.time
         pace(snap, self.s, home, dt, d)
         return d
 
-    def _view(self, snap: Snapshot, home: np.ndarray, ent: np.ndarray,
-              res: np.ndarray) -> View:
+    def _view(self, snap: Snapshot, home: np.ndarray, ent_now: np.ndarray, ent: np.ndarray,
+              cap: np.ndarray, res: np.ndarray) -> View:
         topo = snap.topology
         total = snap.pages.sum(axis=1, keepdims=True)
         mem_frac = np.divide(snap.pages, total, out=np.zeros(snap.pages.shape, float),
                              where=total > 0)
         placed = home >= 0
+        peak = self._peaks.update(snap.clients, snap.demand)
+        ent_peak = np.maximum(np.minimum(peak, cap), ent)
+        owed = self._owed.get(snap.clients)
+        short = (ent_now > MIN_OWED_ENTITLEMENT) & (
+            snap.received < (1.0 - self.s.lterm_mig_imbal_threshold) * ent_now)
+        owed[:] = np.where(short & placed, owed + 1, 0)
+        vec = snap.vectors()
+
+        def per_node(x: np.ndarray) -> np.ndarray:
+            used = np.bincount(home[placed], x[placed], topo.n)
+            return np.where(topo.cores > 0, used / np.maximum(topo.cores, 1e-9), 0.0)
+
         return View(
-            s=self.s, now=snap.time, ids=[c.id for c in snap.clients], home=home,
-            since=snap.home_since.copy(), ent=ent, loads=node_loads(snap, home, ent),
-            cores=topo.cores, mem_frac=mem_frac, managed=snap.managed, res=res,
-            reserved=np.bincount(home[placed], res[placed], topo.n).astype(float),
-            distance=topo.distance)
+            s=self.s, now=snap.time, period=self._periods, ids=[c.id for c in snap.clients],
+            home=home, since=snap.home_since.copy(), ent=ent, ent_peak=ent_peak,
+            loads=node_loads(snap, home, ent), peak_loads=per_node(ent_peak),
+            cores=topo.cores, mem_frac=mem_frac, managed=vec.managed, allowed=vec.allowed,
+            res=res, reserved=np.bincount(home[placed], res[placed], topo.n).astype(float),
+            distance=topo.distance, vm=vec.vm, aff=vec.affinity,
+            swapped=self._swapped.get(snap.clients), owed=owed,
+            peaks_known=self._peaks.ready or self.s.affinity_peak_window <= 0)

@@ -2,9 +2,17 @@
 
 Headroom is measured after the client is added: spare cores (after entitled load) as a
 fraction of the node's cores, plus ``placement_mem_weight`` times spare memory as a
-fraction of the node's memory.  Clients placed in the same tick count against their
-node at once, so a burst of simultaneous starts spreads out instead of piling onto the
-node that looked emptiest when the burst began (ESXi KB 430776, ``numad -w``).
+fraction of the node's memory; going over a node's cores costs ``OVERLOAD_PENALTY`` times
+more than spare cores earn.  Clients placed in the same tick count against their node at
+once, so a burst of simultaneous starts spreads out instead of piling onto the node that
+looked emptiest when the burst began (ESXi KB 430776, ``numad -w``).
+
+Only nodes the client may use (``allowed_nodes``) and that can honour its reservation
+beside the reservations already there are candidates.  The slices of a wide VM that
+start together are placed as a set: for each node, the VM's slices would go to it and
+its nearest nodes; the set with the most headroom, less ``CLOSENESS_SCALE *
+wide_distance_weight`` per unit of mean SLIT distance above local, wins -- so on an
+EPYC-like host (10/12/32) a VM stays within one socket whenever one has room.
 """
 
 from __future__ import annotations
@@ -14,13 +22,34 @@ import numpy as np
 from homenode.model import Considered, Decision, Reason, SetHome, Snapshot
 from homenode.settings import Settings
 
+CLOSENESS_SCALE = 0.05   # headroom per SLIT unit (x wide_distance_weight)
+OVERLOAD_PENALTY = 4.0   # overcommitted cores cost this much more than spare cores earn
+
 
 def headroom(cores: np.ndarray, used_cores: np.ndarray, mem_pages: np.ndarray,
              free_pages: np.ndarray, cpu: float, mem: int, mem_weight: float) -> np.ndarray:
     """Score per node of placing a client needing ``cpu`` cores and ``mem`` pages there."""
     cpu_head = np.where(cores > 0, (cores - used_cores - cpu) / np.maximum(cores, 1e-9), -np.inf)
+    cpu_head = np.where(cpu_head < 0, OVERLOAD_PENALTY * cpu_head, cpu_head)
     mem_head = np.where(mem_pages > 0, (free_pages - mem) / np.maximum(mem_pages, 1), -1.0)
     return cpu_head + mem_weight * mem_head
+
+
+class _Ledger:
+    """Node usage as placement goes, so clients placed together count at once."""
+
+    def __init__(self, snap: Snapshot, home: np.ndarray, ent: np.ndarray):
+        vec = snap.vectors()
+        placed = home >= 0
+        n = snap.topology.n
+        self.used = np.bincount(home[placed], ent[placed], n)
+        self.reserved = np.bincount(home[placed], vec.reservation[placed], n)
+        self.free = snap.free_pages.astype(float).copy()
+
+    def take(self, node: int, cpu: float, res: float, mem: int) -> None:
+        self.used[node] += cpu
+        self.reserved[node] += res
+        self.free[node] -= mem
 
 
 def place_new(snap: Snapshot, s: Settings, home: np.ndarray, ent: np.ndarray,
@@ -29,23 +58,83 @@ def place_new(snap: Snapshot, s: Settings, home: np.ndarray, ent: np.ndarray,
     new = np.flatnonzero((home < 0) & snap.managed)
     if new.size == 0:
         return
-    topo = snap.topology
-    placed = home >= 0
-    used = np.bincount(home[placed], ent[placed], topo.n)
-    free = snap.free_pages.astype(float).copy()
+    vec = snap.vectors()
+    book = _Ledger(snap, home, ent)
+    # A client that has not run yet shows no demand: count all its vCPUs (the fix
+    # KB 430776 promises), or its measured demand if the host already has one.
+    cpu = np.where(ent > 0, ent, cap)
+    need = np.maximum(vec.mem_pages - snap.pages.sum(axis=1), 0)
+    done: set[int] = set()
     for i in new:
-        c = snap.clients[i]
-        # A client that has not run yet shows no demand: count all its vCPUs (the fix
-        # KB 430776 promises), or its measured demand if the host already has one.
-        cpu = float(ent[i]) if ent[i] > 0 else float(cap[i])
-        need = max(c.mem_pages - int(snap.pages[i].sum()), 0)
-        score = headroom(topo.cores, used, topo.mem_pages, free, cpu, need,
-                         s.placement_mem_weight)
-        dst = int(np.argmax(score))
-        home[i] = dst
-        used[dst] += cpu
-        free[dst] -= need
-        detail = f"headroom {score[dst]:.3f} (cpu {cpu:.2f} cores, mem {need} pages)"
-        decision.actions.append(SetHome(c.id, -1, dst, Reason.INITIAL, float(score[dst]), detail))
-        decision.considered.append(
-            Considered(c.id, -1, dst, Reason.INITIAL, float(score[dst]), "taken"))
+        if i in done:
+            continue
+        group = [i]
+        if vec.vm[i] >= 0:
+            group = [int(j) for j in new if vec.vm[j] == vec.vm[i]]
+        if len(group) > 1:
+            nodes = _place_set(snap, s, book, group, cpu, need)
+        else:
+            nodes = [_place_one(snap, s, book, i, home, cpu, need)]
+        for j, dst in zip(group, nodes, strict=True):
+            c = snap.clients[j]
+            home[j] = dst
+            book.take(dst, float(cpu[j]), c.reservation, int(need[j]))
+            done.add(j)
+            detail = f"cpu {cpu[j]:.2f} cores, mem {need[j]} pages" + (
+                f", with {len(group) - 1} sibling slice(s)" if len(group) > 1 else "")
+            decision.actions.append(SetHome(c.id, -1, dst, Reason.INITIAL, 0.0, detail))
+            decision.considered.append(Considered(c.id, -1, dst, Reason.INITIAL, 0.0,
+                                                  "taken"))
+
+
+def _scores(snap: Snapshot, s: Settings, book: _Ledger, i: int, cpu: np.ndarray,
+            need: np.ndarray) -> np.ndarray:
+    topo = snap.topology
+    c = snap.clients[i]
+    score = headroom(topo.cores, book.used, topo.mem_pages, book.free, float(cpu[i]),
+                     int(need[i]), s.placement_mem_weight)
+    allowed = snap.vectors().allowed[i]
+    fits = allowed & (book.reserved + c.reservation <= topo.cores + 1e-9)
+    return np.where(fits if fits.any() else allowed, score, -np.inf)
+
+
+def _place_one(snap: Snapshot, s: Settings, book: _Ledger, i: int, home: np.ndarray,
+               cpu: np.ndarray, need: np.ndarray) -> int:
+    """Best node for one client; a slice whose siblings already run is drawn to them."""
+    score = _scores(snap, s, book, i, cpu, need)
+    vm = snap.vectors().vm
+    if vm[i] >= 0:
+        sib = np.flatnonzero((vm == vm[i]) & (home >= 0))
+        if sib.size:
+            dist = snap.topology.distance[:, home[sib]].mean(axis=1) - 10.0
+            score = score - CLOSENESS_SCALE * s.wide_distance_weight * dist
+    return int(np.argmax(score))
+
+
+def _place_set(snap: Snapshot, s: Settings, book: _Ledger, group: list[int],
+               cpu: np.ndarray, need: np.ndarray) -> list[int]:
+    """Nodes for the slices of one wide VM: around the best anchor node, nearest first."""
+    dist = snap.topology.distance
+    best: tuple[float, list[int]] | None = None
+    for anchor in range(snap.topology.n):
+        trial = _Ledger.__new__(_Ledger)
+        trial.used, trial.reserved, trial.free = (book.used.copy(), book.reserved.copy(),
+                                                  book.free.copy())
+        nodes, total = [], 0.0
+        for j in group:
+            score = _scores(snap, s, trial, j, cpu, need)
+            # near the anchor first; each SLIT unit away costs like a slice's closeness
+            score = score - CLOSENESS_SCALE * s.wide_distance_weight * (dist[anchor] - 10.0)
+            if nodes:
+                score[nodes] -= OVERLOAD_PENALTY   # one slice per node while others fit
+            k = int(np.argmax(score))
+            if not np.isfinite(score[k]):
+                break
+            nodes.append(k)
+            total += float(score[k])
+            trial.take(k, float(cpu[j]), snap.clients[j].reservation, int(need[j]))
+        if len(nodes) == len(group) and (best is None or total > best[0] + 1e-12):
+            best = (total, nodes)
+    if best is None:
+        return [int(np.argmax(_scores(snap, s, book, j, cpu, need))) for j in group]
+    return best[1]

@@ -9,6 +9,7 @@ clipped at 0; the host caps them at the client's vCPUs and limit.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -31,6 +32,13 @@ class Curve:
     hi: float = math.inf
     values: tuple[float, ...] = ()
     step: float = 300.0
+
+    def scaled(self, f: float) -> Curve:
+        """The same shape at ``f`` times the level (one slice of a wide VM)."""
+        return dataclasses.replace(
+            self, cpu=self.cpu * f, to=self.to * f, amplitude=self.amplitude * f,
+            sigma=self.sigma * f, lo=self.lo * f, hi=self.hi * f,
+            values=tuple(x * f for x in self.values))
 
 
 class DemandTable:

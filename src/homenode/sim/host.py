@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from homenode.cpu import share_cpu
-from homenode.model import Action, MigratePages, SetHome, Snapshot
+from homenode.model import Action, MigratePages, SetHome, Snapshot, group_index
+from homenode.policy.load import pooled_share
 from homenode.sim.demand import DemandTable
 from homenode.sim.scenario import Scenario
 from homenode.units import GIB, PAGE_SIZE
@@ -62,6 +63,13 @@ class SimHost:
         self.touch = np.array([s.touch_rate / PAGE_SIZE for s in specs], float)
         self.pinned = np.array([min(c.cpu_affinity or c.mem_affinity or {-1})
                                 for c in self.clients], np.int64)
+        self.start_home = np.array([-1 if s.start_home is None else s.start_home
+                                    for s in specs], np.int64)
+        self.memory_on = [s.memory_on for s in specs]
+        self.comm = np.array([s.comm_intensity for s in specs], float)
+        self.group = group_index([c.affinity_group for c in self.clients])
+        self.pools = scenario.pools
+        self.pool_of = [c.pool for c in self.clients]
 
         self.demand_table = DemandTable(n, rng)
         for i, s in enumerate(specs):
@@ -114,7 +122,7 @@ class SimHost:
         return Snapshot(self.now, self.topo, self._snap_clients, self.home[idx].copy(),
                         self.home_since[idx].copy(), self.demand[idx].copy(),
                         self.received[idx].copy(), self.pages[idx].copy(),
-                        self.topo.mem_pages - used)
+                        self.topo.mem_pages - used, self.pools)
 
     def apply(self, actions: list[Action]) -> list[Applied]:
         """Apply actions in order.  MigratePages for a client replaces the page moves
@@ -170,8 +178,16 @@ class SimHost:
             _, _, kind, i, payload = heapq.heappop(self._events)
             if kind == _START:
                 self.active[i] = True
-                self.home[i] = self.pinned[i]
-                self.home_since[i] = self.now
+                self.home[i] = self.pinned[i] if self.pinned[i] >= 0 else self.start_home[i]
+                # a home it had before homenode saw it was not a move: no residence wait
+                self.home_since[i] = -math.inf if self.start_home[i] >= 0 else self.now
+                # a starting VM's demand is known at once (so placement can size it)
+                self.demand[i] = self.demand_table.value(self.now, 0.0)[i]
+                if self.memory_on[i] is not None:
+                    # memory it already had (a VM that ran there before homenode saw it)
+                    node = self.memory_on[i]
+                    free = self.topo.mem_pages[node] - self.pages[:, node].sum()
+                    self.pages[i, node] = min(self.target[i], max(int(free), 0))
             elif kind == _STOP:
                 self.active[i] = False
                 self.home[i] = -1
@@ -190,6 +206,10 @@ class SimHost:
         live = self.active & (self.home >= 0)
         demand = np.where(self.active, self.demand_table.value(self.now, dt), 0.0)
         want = np.minimum(demand, self.cap)
+        if self.pools:
+            # pool limits hold host-wide; within them CPU is shared per node
+            want = np.minimum(want, pooled_share(np.inf, want, self.shares, self.res,
+                                                 self.pool_of, self.pools))
         mig_cpu = self._migrate(dt)
         capacity = np.maximum(self.topo.cores - mig_cpu / dt, 0.0)
         group = np.where(live, self.home, -1)
@@ -201,9 +221,28 @@ class SimHost:
         lat = np.where(total > 0, (self.pages * lat_rows).sum(axis=1) / np.maximum(total, 1),
                        1.0)
         eff = 1.0 / ((1.0 - self.intensity) + self.intensity * lat)
+        if self.group.max(initial=-1) >= 0:
+            eff = eff / ((1.0 - self.comm) + self.comm * self._comm_latency(live))
         self.progress += received * eff * dt
         self.ideal += want * dt
         self.demand, self.received = demand, received
+
+    def _comm_latency(self, live: np.ndarray) -> np.ndarray:
+        """Mean latency ratio from each client to the running members of its group."""
+        nn = self.topo.n
+        ok = live & (self.group >= 0)
+        g = int(self.group.max()) + 1
+        counts = np.bincount(self.group[ok] * nn + self.home[ok], minlength=g * nn)
+        counts = counts.reshape(g, nn).astype(float)
+        out = np.ones(self.home.size)
+        idx = np.flatnonzero(ok)
+        if idx.size:
+            rows = counts[self.group[idx]]
+            rows[np.arange(idx.size), self.home[idx]] -= 1       # not itself
+            mates = rows.sum(axis=1)
+            lat = (rows * self.latency[self.home[idx]]).sum(axis=1)
+            out[idx] = np.where(mates > 0, lat / np.maximum(mates, 1), 1.0)
+        return out
 
     def _first_touch(self, dt: float, live: np.ndarray) -> None:
         """Growing clients touch new pages on their home node, spilling to the nearest."""

@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 
 from homenode.errors import InputError
-from homenode.model import Client, Topology
+from homenode.model import Client, Pool, Topology
+from homenode.vnuma import slices_needed, split
 from homenode.sim.demand import KINDS, Curve
+from homenode.sim.traces import trace_clients
 from homenode.units import GIB, PAGE_SIZE, parse_duration, parse_size
 
 DEFAULT_SCENARIO = "burst"
@@ -48,6 +50,9 @@ class ClientSpec:
     stop: float = math.inf
     mem_intensity: float = 0.5
     touch_rate: int = 2 * GIB             # bytes/s a starting client first-touches
+    comm_intensity: float = 0.0           # share of work spent talking to its group
+    start_home: int | None = None         # already homed there when it starts
+    memory_on: int | None = None          # its memory already sits there when it starts
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class Scenario:
     host: HostSpec
     clients: tuple[ClientSpec, ...]
     events: tuple[Event, ...]
+    pools: tuple[Pool, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)
     expect: dict[str, float] = field(default_factory=dict)
     source: str = ""
@@ -122,7 +128,10 @@ def parse(text: str, where: str) -> Scenario:
     duration = t.duration("duration", 300.0)
     if duration <= 0:
         raise InputError("duration", doc.get("duration"), "must be positive", where)
-    clients = parse_clients(t, host, rng)
+    pools = parse_pools(t)
+    clients = parse_clients(t, host, rng, {p.name for p in pools})
+    # [[traces]]: clients whose demand (and memory) comes from real trace files.
+    clients += trace_clients(t, duration, {c.client.id for c in clients})
     ids = [c.client.id for c in clients]
     events = tuple(parse_event(e, ids, host.topology.n) for e in t.list("events"))
     settings = t.raw("settings", {})
@@ -133,8 +142,32 @@ def parse(text: str, where: str) -> Scenario:
     name = t.str("name", Path(where).stem)
     desc = t.str("description", "")
     t.done()
-    return Scenario(name, desc, duration, seed, host, tuple(clients), events, settings,
+    return Scenario(name, desc, duration, seed, host, tuple(clients), events, pools, settings,
                     expect, where)
+
+
+def parse_pools(t: Table) -> tuple[Pool, ...]:
+    pools: list[Pool] = []
+    for pt in t.list("pools"):
+        name = pt.str("name", "")
+        if not name or any(p.name == name for p in pools):
+            raise InputError(f"{pt.prefix}name", name, "must be a unique, non-empty name",
+                             pt.where)
+        pool = Pool(name, pt.str("parent", ""), pt.int("shares", 1000, lo=1),
+                    pt.float("reservation", 0.0, lo=0.0), pt.float("limit", math.inf, lo=0.0))
+        pt.done()
+        pools.append(pool)
+    names = {p.name for p in pools}
+    for i, p in enumerate(pools):
+        if p.parent and p.parent not in names:
+            raise InputError(f"pools[{i}].parent", p.parent, "no such pool", t.where)
+        seen, cur = {p.name}, p.parent
+        while cur:
+            if cur in seen:
+                raise InputError(f"pools[{i}].parent", p.parent, "pools form a cycle", t.where)
+            seen.add(cur)
+            cur = next(q.parent for q in pools if q.name == cur)
+    return tuple(pools)
 
 
 def parse_host(t: Table) -> HostSpec:
@@ -210,7 +243,8 @@ def parse_curve(t: Table) -> Curve:
     return c
 
 
-def parse_clients(t: Table, host: HostSpec, rng: np.random.Generator) -> list[ClientSpec]:
+def parse_clients(t: Table, host: HostSpec, rng: np.random.Generator,
+                  pools: set[str]) -> list[ClientSpec]:
     out: list[ClientSpec] = []
     nodes = host.topology.n
     for ct in t.list("clients"):
@@ -222,8 +256,18 @@ def parse_clients(t: Table, host: HostSpec, rng: np.random.Generator) -> list[Cl
         reservation = ct.float("reservation", 0.0, lo=0.0)
         limit = ct.float("limit", math.inf, lo=0.0)
         pool = ct.str("pool", "")
+        if pool and pool not in pools:
+            raise InputError(f"{ct.prefix}pool", pool, "no such pool (see [[pools]])", ct.where)
         affinity = ct.nodes("cpu_affinity", nodes)
         mem_affinity = ct.nodes("mem_affinity", nodes)
+        allowed = ct.nodes("allowed_nodes", nodes)
+        prefer_ht = ct.bool("prefer_ht", False)
+        group = ct.str("affinity_group", "")
+        comm = ct.float("comm_intensity", 0.0, lo=0.0, hi=1.0)
+        start_home = ct.node("start_home", nodes)
+        memory_on = ct.node("memory_on", nodes)
+        wide = ct.bool("numa_split", True)
+        max_per_node = ct.int("max_vcpus_per_node", 0, lo=0)
         intensity = ct.float("mem_intensity", 0.5, lo=0.0, hi=1.0)
         touch = ct.size("touch_rate", 2 * GIB)
         start = ct.duration("start", 0.0)
@@ -248,8 +292,13 @@ def parse_clients(t: Table, host: HostSpec, rng: np.random.Generator) -> list[Cl
             if lifetime < math.inf:
                 end = min(end, s + lifetime * (1 + jitter * (2 * rng.random() - 1)))
             client = Client(name, name, vcpus, mem, shares, reservation, limit, pool,
-                            affinity, mem_affinity)
-            out.append(ClientSpec(client, curve, s, end, intensity, touch))
+                            affinity, mem_affinity, allowed, "", group, prefer_ht)
+            parts = slices_needed(vcpus, mem, host.topology, prefer_ht, max_per_node) \
+                if wide and client.managed else 1
+            for piece in split(client, parts):
+                f = piece.vcpus / vcpus
+                out.append(ClientSpec(piece, curve.scaled(f) if parts > 1 else curve, s, end,
+                                      intensity, int(touch * f), comm, start_home, memory_on))
     seen: set[str] = set()
     for c in out:
         if c.client.id in seen:
@@ -329,6 +378,21 @@ class Table:
 
     def duration(self, key: str, default: float) -> float:
         return parse_duration(self.raw(key, default), self.prefix + key, self.where)
+
+    def bool(self, key: str, default: bool) -> bool:
+        v = self.raw(key, default)
+        if not isinstance(v, bool):
+            raise InputError(self.prefix + key, v, "expected true or false", self.where)
+        return v
+
+    def node(self, key: str, n: int) -> int | None:
+        v = self.raw(key, None)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < n:
+            raise InputError(self.prefix + key, v, f"must be a node index 0..{n - 1}",
+                             self.where)
+        return v
 
     def nodes(self, key: str, n: int) -> frozenset[int] | None:
         v = self.raw(key, None)
