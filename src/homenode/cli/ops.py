@@ -1,1 +1,75 @@
-"""`homenode` commands: ops (filled in by its own issue)."""
+"""`homenode top`, `homenode explain`, `homenode report`: watching and trusting homenode."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from homenode.cli import cli
+from homenode.errors import InputError
+from homenode.ops import explain as explain_mod
+from homenode.ops.api import StatusClient, default_socket_path
+from homenode.ops.html import write_report
+from homenode.ops.top import DEFAULT_SORT, REFRESH_S, SORT_KEYS, run_top
+
+_SOCKET_HELP = "Status API socket (default: $HOMENODE_SOCKET, /run/homenode/status.sock " \
+               "for root, else $XDG_RUNTIME_DIR/homenode/status.sock)."
+
+
+@cli.command("top")
+@click.option("--socket", "socket_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help=_SOCKET_HELP)
+@click.option("--interval", type=float, default=REFRESH_S, show_default=True,
+              help="Seconds between two refreshes.")
+@click.option("--sort", type=click.Choice(sorted(SORT_KEYS)), default=DEFAULT_SORT,
+              show_default=True, help="Initial sort key (the same keys work on screen).")
+@click.option("--once", is_flag=True, help="Print one screen and exit (for scripts).")
+def top_cmd(socket_path: Path | None, interval: float, sort: str, once: bool) -> None:
+    """Live NUMA view of a running daemon or `simulate --live`, esxtop-style.
+
+    Columns: NHN home node, NMIG home changes, NLMEM/NRMEM local/remote MiB, N%L
+    local %, DEM/CPU CPU demanded/received (cores).  Keys: n h m l r c d sort by that
+    column (again: reverse), - reverse, q quit.
+    """
+    with StatusClient(socket_path or default_socket_path()) as client:
+        run_top(client, interval=interval, sort=sort, once=once)
+
+
+@cli.command("explain")
+@click.argument("client")
+@click.option("--socket", "socket_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help=_SOCKET_HELP)
+@click.option("--from", "from_dir", type=click.Path(path_type=Path), default=None,
+              help="A run's output directory (simulate --out / run --out) instead of a "
+              "running daemon.")
+@click.option("--last", type=int, default=explain_mod.DEFAULT_LAST, show_default=True,
+              help="How many of its decisions to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation document.")
+def explain_cmd(client: str, socket_path: Path | None, from_dir: Path | None, last: int,
+                as_json: bool) -> None:
+    """Why CLIENT is where it is: its last decisions, the alternatives with their scores,
+    and the rule that stopped each move."""
+    if socket_path is not None and from_dir is not None:
+        raise InputError("--from", str(from_dir), "give either --socket or --from, not both")
+    if last < 0:
+        raise InputError("--last", last, "must not be negative")
+    if from_dir is not None:
+        doc = explain_mod.from_directory(from_dir, client)
+    else:
+        with StatusClient(socket_path or default_socket_path()) as api:
+            doc = api.request("explain", client=client)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    for line in explain_mod.explain_lines(doc, last):
+        click.echo(line)
+
+
+@cli.command("report")
+@click.argument("directory", type=click.Path(path_type=Path))
+def report_cmd(directory: Path) -> None:
+    """Write DIRECTORY/report.html for a simulate/run output or a compare directory:
+    one self-contained file (no network needed) with the summary and the plots."""
+    click.echo(str(write_report(directory)))

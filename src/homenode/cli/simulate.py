@@ -11,8 +11,11 @@ from rich.table import Table
 
 from homenode.cli import cli
 from homenode.errors import InputError
+from homenode.ops.html import write_report
+from homenode.ops.live import LIVE_SPEED, start_live
 from homenode.policy import policy_names
 from homenode.settings import Settings, parse_assignments
+from homenode.settings import profile as settings_profile
 from homenode.sim import scenario as scenarios
 from homenode.simulation import simulate
 
@@ -29,11 +32,25 @@ DEFAULT_OUT = "homenode-out"
               show_default=True, help="Directory for timeseries.csv, summary.json, plots.")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
               help="Override a policy setting (see `homenode settings`); repeatable.")
-@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@click.option("--profile", default=None, metavar="NAME",
+              help="Start from a named settings profile: homenode (default) or "
+              "esxi-default (the same policy configured as ESXi ships).")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots and report.html.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or table; print the "
               "output directory only.")
+@click.option("--live", is_flag=True, help="Serve the status API while the simulation runs, "
+              "paced to --speed, so `homenode top` can watch it.")
+@click.option("--speed", type=float, default=LIVE_SPEED, show_default=True,
+              help="With --live: simulated seconds per wall second.")
+@click.option("--socket", "socket_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="With --live: the status API socket (default: as for "
+              "`homenode top`).")
+@click.option("--metrics", "metrics_addr", default=None, metavar="HOST:PORT",
+              help="With --live: also serve Prometheus metrics there (loopback only).")
 def simulate_cmd(scenario: str, policy: str, duration: float | None, seed: int | None,
-                 out: Path, sets: tuple[str, ...], no_plots: bool, quiet: bool) -> None:
+                 out: Path, sets: tuple[str, ...], profile: str | None, no_plots: bool,
+                 quiet: bool, live: bool,
+                 speed: float, socket_path: Path | None, metrics_addr: str | None) -> None:
     """Run a policy on a simulated NUMA host and write its metrics to --out."""
     if policy not in policy_names():
         raise InputError("--policy", policy, f"unknown policy; choose from "
@@ -45,20 +62,29 @@ def simulate_cmd(scenario: str, policy: str, duration: float | None, seed: int |
     sc = scenarios.load(scenario)
     overrides = parse_assignments(list(sets))
     Settings.from_mapping(overrides)   # fail before running anything
+    if profile:
+        settings_profile(profile)
     total = duration or sc.duration
     console = Console(stderr=True)
-    if quiet:
-        result = simulate(sc, policy, seed=seed, duration=duration, settings=overrides,
-                          out=out, plots=not no_plots)
-        click.echo(str(out))
-        return
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                  TextColumn("{task.completed:.0f}/{task.total:.0f} s"), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
-        task = bar.add_task(f"{sc.name} / {policy}", total=total)
-        result = simulate(sc, policy, seed=seed, duration=duration, settings=overrides,
-                          out=out, plots=not no_plots,
-                          on_tick=lambda t: bar.update(task, completed=t))
+    with start_live(live, sc, policy, overrides=overrides, socket_path=socket_path,
+                    speed=speed, metrics_addr=metrics_addr, profile=profile) as lv:
+        if quiet:
+            result = simulate(sc, policy, seed=seed, duration=duration, settings=overrides,
+                              profile=profile, out=out, plots=not no_plots, on_tick=lv.on_tick(),
+                              recorder=lv.recorder)
+            if not no_plots:
+                write_report(out)
+            click.echo(str(out))
+            return
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                      TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+                      TimeElapsedColumn(), console=console, transient=True) as bar:
+            task = bar.add_task(f"{sc.name} / {policy}", total=total)
+            result = simulate(sc, policy, seed=seed, duration=duration, settings=overrides,
+                              profile=profile, out=out, plots=not no_plots, recorder=lv.recorder,
+                              on_tick=lv.on_tick(lambda t: bar.update(task, completed=t)))
+    if not no_plots:
+        write_report(out)
     print_summary(Console(), result.summary)
     Console().print(f"wrote {out}/")
 
