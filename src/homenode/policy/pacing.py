@@ -22,23 +22,26 @@ from homenode.settings import Settings
 MAX_GAP = 5.0   # s: a late call must not turn into a burst of copying
 
 
-def rate(s: Settings, remote_frac: float, dst_free_frac: float) -> float:
-    """Paced pages/s for one client (before the destination's free-page cap)."""
-    if remote_frac <= 0:
-        return 0.0
-    r = s.page_mig_rate_max
+def rate(s: Settings, remote_frac: np.ndarray | float,
+         dst_free_frac: np.ndarray | float) -> np.ndarray | float:
+    """Paced pages/s per client (before the destination's free-page cap)."""
+    remote = np.asarray(remote_frac, float)
+    free = np.asarray(dst_free_frac, float)
+    r = np.full(remote.shape, s.page_mig_rate_max)
     if s.page_mig_remote_knee > 0:
-        r *= min(1.0, max(remote_frac / s.page_mig_remote_knee, s.page_mig_rate_min_ratio))
+        r = r * np.clip(remote / s.page_mig_remote_knee, s.page_mig_rate_min_ratio, 1.0)
     span = s.page_mig_free_low - s.page_mig_free_reserve
-    if dst_free_frac < s.page_mig_free_low:
-        r *= max(0.0, (dst_free_frac - s.page_mig_free_reserve) / span) if span > 0 else 0.0
-    return r
+    low = free < s.page_mig_free_low
+    scale = np.clip((free - s.page_mig_free_reserve) / span, 0.0, 1.0) if span > 0 else 0.0
+    r = np.where(low, r * scale, r)
+    r = np.where(remote > 0, r, 0.0)
+    return float(r) if r.ndim == 0 else r
 
 
 def pace(snap: Snapshot, s: Settings, home: np.ndarray, dt: float,
          decision: Decision) -> None:
     """Append MigratePages actions for this call's budget."""
-    if not s.page_mig_enable or dt <= 0:
+    if not s.page_mig_enable or dt <= 0 or not snap.clients:
         return
     dt = min(dt, MAX_GAP)
     topo = snap.topology
@@ -46,33 +49,45 @@ def pace(snap: Snapshot, s: Settings, home: np.ndarray, dt: float,
     rows = np.arange(len(snap.clients))
     local = np.where(home >= 0, snap.pages[rows, np.maximum(home, 0)], 0)
     remote = total - local
-    settled = snap.time - snap.home_since >= s.page_mig_delay
+    # A client given a new home in this very decision has not settled (home differs
+    # from what the host reported).
+    settled = (snap.time - snap.home_since >= s.page_mig_delay) & (home == snap.home)
     want = np.flatnonzero(snap.managed & (home >= 0) & (remote > 0) & settled
-                          & (home == _home_at_snapshot(snap)))
-    free = snap.free_pages.astype(float).copy()
-    reserve = s.page_mig_free_reserve * topo.mem_pages
-    for i in want:
-        dst = int(home[i])
-        if topo.mem_pages[dst] <= 0:
-            continue
-        r = rate(s, remote[i] / total[i], free[dst] / topo.mem_pages[dst])
-        budget = int(min(r * dt, max(free[dst] - reserve[dst], 0.0)))
-        if budget <= 0:
-            continue
-        row = snap.pages[i].copy()
-        row[dst] = 0
-        for src in np.argsort(-row, kind="stable"):
-            if budget <= 0 or row[src] <= 0:
-                break
-            n = int(min(budget, row[src]))
-            budget -= n
-            free[dst] -= n
-            decision.actions.append(MigratePages(
-                snap.clients[i].id, int(src), dst, n, Reason.MEMORY, r,
-                f"{remote[i]} remote pages, rate {r:.0f} pages/s"))
+                          & (topo.mem_pages[np.maximum(home, 0)] > 0))
+    if want.size == 0:
+        return
+    dst = home[want]
+    cap = topo.mem_pages[dst].astype(float)
+    r = rate(s, remote[want] / total[want], snap.free_pages[dst] / cap)
+    budget = np.floor(r * dt)
+    # Clients moving to the same node share its room above the reserve, in index order.
+    room = np.maximum(snap.free_pages - s.page_mig_free_reserve * topo.mem_pages, 0.0)
+    before = _cumsum_by_group(budget, dst) - budget
+    budget = np.clip(room[dst] - before, 0.0, budget)
+    # Spend each budget on the client's largest remote nodes first.
+    src_rows = snap.pages[want].astype(float)
+    src_rows[np.arange(want.size), dst] = 0.0
+    order = np.argsort(-src_rows, axis=1, kind="stable")
+    sorted_rows = np.take_along_axis(src_rows, order, axis=1)
+    spent_before = np.cumsum(sorted_rows, axis=1) - sorted_rows
+    take = np.clip(budget[:, None] - spent_before, 0.0, sorted_rows).astype(np.int64)
+    ids = snap.clients
+    # The score of a page grant is its paced rate (pages/s); no detail string, as a
+    # host with thousands of migrating clients gets thousands of these per tick.
+    decision.actions.extend(
+        MigratePages(ids[want[k]].id, int(order[k, j]), int(dst[k]), int(take[k, j]),
+                     Reason.MEMORY, float(r[k]))
+        for k, j in zip(*np.nonzero(take), strict=True))
 
 
-def _home_at_snapshot(snap: Snapshot) -> np.ndarray:
-    # A client given a new home in this very decision has not settled: compare with the
-    # home the host reported.
-    return snap.home
+def _cumsum_by_group(x: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Running sum of x within each group, in index order."""
+    order = np.argsort(group, kind="stable")
+    xs = x[order]
+    cs = np.cumsum(xs)
+    g = group[order]
+    starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
+    offset = np.repeat(cs[starts] - xs[starts], np.diff(np.r_[starts, g.size]))
+    out = np.empty_like(cs)
+    out[order] = cs - offset
+    return out
