@@ -178,14 +178,14 @@ def _two_calls(since: float, free_gib: int = 64):
     """A client that moved to node 1 at ``since`` with all its memory still on node 0."""
     pol = EsxiPolicy()
     t = topo(2, mem_gib=free_gib)
-    rows = [dict(id="m", home=1, demand=1.0, since=since, pages=[100_000, 0]),
+    rows = [dict(id="m", home=1, demand=1.0, since=since, pages=[400_000, 0]),
             dict(id="n", home=0, demand=1.0, pages=[1000, 0])]
     pol.decide(snap(t, rows, 99.0))
     return pol.decide(snap(t, rows, 100.0))
 
 
 def test_brief_move_migrates_nothing():
-    d = _two_calls(since=98.0)   # on its new home for 2 s < page_mig_delay 4 s
+    d = _two_calls(since=98.5)   # on its new home for 1.5 s < page_mig_delay 2 s
     assert [a for a in d.actions if isinstance(a, MigratePages)] == []
 
 
