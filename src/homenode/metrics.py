@@ -15,7 +15,6 @@ import numpy as np
 
 from homenode.model import Decision, MigratePages, Reason, SetHome, Snapshot
 from homenode.policy.load import client_vectors, entitlements, imbalance, node_loads
-from homenode.units import pages_to_mib
 
 # A run has converged after an event once every client is at least this local and the
 # node loads are this close, and both hold for CONVERGED_HOLD seconds.

@@ -45,7 +45,7 @@ class Topology:
     def uniform(cls, nodes: int, cores_per_node: float, mem_bytes_per_node: int,
                 threads_per_core: int = 1, distance: np.ndarray | None = None) -> Topology:
         """A host of identical nodes; CPU ids are numbered node by node."""
-        per_node = int(round(cores_per_node * threads_per_core))
+        per_node = round(cores_per_node * threads_per_core)
         cpus = tuple(tuple(range(i * per_node, (i + 1) * per_node)) for i in range(nodes))
         if distance is None:
             distance = np.full((nodes, nodes), 21, dtype=np.int64)

@@ -220,7 +220,7 @@ def _coerce(f: dataclasses.Field, raw: object, where: str | None) -> Any:
     except (TypeError, ValueError):
         raise InputError(name, raw, f"expected a {kind.__name__}", where) from None
     lo, hi = f.metadata["min"], f.metadata["max"]
-    if lo is not None and value < lo or hi is not None and value > hi:
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise InputError(name, raw, f"must be between {lo} and {hi}", where)
     return value
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from homenode import loop
 from homenode.metrics import RunRecorder, summarize
-from homenode.policy import make_policy
+from homenode.policy import Policy, make_policy
 from homenode.report import write_run
 from homenode.settings import Settings
 from homenode.settings import profile as settings_profile
@@ -31,12 +31,15 @@ def simulate(sc: Scenario, policy: str = "esxi", *, seed: int | None = None,
              profile: str | None = None,
              out: Path | None = None, plots: bool = True, interval: float = DEFAULT_INTERVAL,
              on_tick: Callable[[float], None] | None = None,
-             recorder: loop.Recorder | None = None) -> SimResult:
+             recorder: loop.Recorder | None = None,
+             factory: Callable[[Settings], Policy] | None = None) -> SimResult:
     """Simulate ``sc`` under ``policy``; write the run's files to ``out`` if given.
 
     Settings: the named ``profile`` (default "homenode"), then the scenario's
     ``[settings]`` table, then ``settings`` on top.
     ``recorder`` is fed beside the run's own (the live status API of `simulate --live`).
+    ``factory`` builds the policy instead of the registry (a policy that needs more than
+    settings, such as ``optimal`` with the scenario's hints); ``policy`` still names it.
     """
     base = settings_profile(profile) if profile else Settings()
     cfg = Settings.from_mapping(sc.settings, where=sc.source, base=base)
@@ -45,7 +48,7 @@ def simulate(sc: Scenario, policy: str = "esxi", *, seed: int | None = None,
     seed = sc.seed if seed is None else seed
     duration = sc.duration if duration is None else duration
     host = SimHost(sc, seed)
-    pol = make_policy(policy, cfg)
+    pol = factory(cfg) if factory is not None else make_policy(policy, cfg)
     rec = RunRecorder(extra=host.stats)
     wall0 = time.perf_counter()
     loop.run(host, pol, SimClock(host), duration=duration, interval=interval,

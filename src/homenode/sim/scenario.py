@@ -19,10 +19,10 @@ import numpy as np
 
 from homenode.errors import InputError
 from homenode.model import Client, Pool, Topology
-from homenode.vnuma import slices_needed, split
 from homenode.sim.demand import KINDS, Curve
 from homenode.sim.traces import trace_clients
 from homenode.units import GIB, PAGE_SIZE, parse_duration, parse_size
+from homenode.vnuma import slices_needed, split
 
 DEFAULT_SCENARIO = "burst"
 EVENT_MERGE = 2.0   # s: workload changes closer than this count as one event
@@ -353,8 +353,8 @@ class Table:
         v = self.raw(key, default)
         if isinstance(v, bool) or not isinstance(v, int | float) or (
                 kind is int and not isinstance(v, int)):
-            raise InputError(self.prefix + key, v, f"expected {'an integer' if kind is int else 'a number'}",
-                             self.where)
+            what = "an integer" if kind is int else "a number"
+            raise InputError(self.prefix + key, v, f"expected {what}", self.where)
         if (lo is not None and v < lo) or (hi is not None and v > hi) or v != v:
             rng = f"at least {lo}" if hi is None else f"between {lo} and {hi}"
             raise InputError(self.prefix + key, v, f"must be {rng}", self.where)

@@ -1,0 +1,388 @@
+"""The ``autonuma`` baseline: Linux's scheduler with automatic NUMA balancing on (the
+default on every multi-node host), modelled at the simulator's granularity -- a client is
+one task with one home node, and its pages are counts per node.
+
+Source: ../shared/reference/linux-numa-interfaces.md section 2 (kernel 6.18
+kernel/sched/fair.c), checked against fair.c's update_task_scan_period, task_scan_min,
+update_scan_period and should_numa_migrate_memory.
+
+* **Fork/exec placement**: a new task goes to the idlest node (least CPU wanted per core,
+  counting tasks placed a moment earlier), with no thought for memory.
+* **Scanning** (task_numa_work): each ``period`` of the task's own run time, one window
+  of ``SCAN_SIZE`` of its address space is made PROT_NONE; the hinting faults that follow
+  count per node (local or remote).  Windows walk the address space in order; a full
+  pass is one scan sequence.  ``period`` is per window and stays within
+  [task_scan_min, task_scan_max]: a full pass takes between ``SCAN_PERIOD_MIN`` and
+  ``SCAN_PERIOD_MAX`` (1 s .. 60 s), never faster than ``MAX_SCAN_WINDOW`` MB/s.
+* **Page migration** (should_numa_migrate_memory): a remote page moves to the node of the
+  CPU that touched it if the *previous* fault on it came from that node too -- the
+  two-stage filter.  After a task changes node, a page passes only once a whole pass has
+  restamped it from the new node, so memory follows a task one to two passes later.
+  Early in a task's life (scan sequence <= ``EARLY_SEQ``) faults migrate at once.
+* **Placement** (task_numa_placement, once per pass): faults decay by half; the
+  preferred node is the one with most faults; the scan period adapts
+  (update_task_scan_period, ``NUMA_PERIOD_SLOTS``/``NUMA_PERIOD_THRESHOLD``).
+* **Task moves** (task_numa_migrate): a task away from its preferred node moves there if
+  the node has room or the move does not worsen the load imbalance between the two
+  nodes; otherwise it swaps with a task there when the swap improves both tasks' fault
+  locality by at least ``SMALLIMP`` (on the kernel's 0..2000 scale) and keeps the loads
+  balanced.
+* **CFS load balancing** between nodes (what AutoNUMA works against): a node asked for
+  more CPU than it has sheds tasks to a node with idle CPUs, preferring tasks whose move
+  does not take them off their preferred node (migrate_degrades_locality) unless
+  balancing has failed ``CACHE_NICE_TRIES`` times.  A moved task's scan period restarts
+  from the minimum (update_scan_period).
+
+Model assumptions (not the kernel's words): a VM's hinting faults are private with
+probability 1/vcpus (a page a vCPU thread touched is next touched by the same thread);
+every scanned page of a running task is touched before the next scan; a task's run time
+is its CPU received, capped at one CPU (the mm-wide scan gate allows one window per
+period whichever thread runs).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from homenode.model import Considered, Decision, MigratePages, Reason, SetHome, Snapshot
+from homenode.policy.base import register
+from homenode.settings import Settings
+from homenode.units import MIB, PAGE_SIZE
+
+SCAN_DELAY = 1.0               # s: first scan after fork (scan_delay_ms = 1000)
+SCAN_PERIOD_MIN = 1.0          # s: scan_period_min_ms = 1000, a full pass at most this fast
+SCAN_PERIOD_MAX = 60.0         # s: scan_period_max_ms = 60000
+SCAN_SIZE_MB = 256.0           # MB per window: scan_size_mb = 256
+MAX_SCAN_WINDOW_MB = 2560.0    # MB/s: never scan faster (fair.c MAX_SCAN_WINDOW)
+NUMA_PERIOD_SLOTS = 10         # update_task_scan_period works in tenths...
+NUMA_PERIOD_THRESHOLD = 7      # ... and aims at 7/10 local (or private) faults
+EARLY_SEQ = 4                  # scan sequences during which faults migrate at once
+SMALLIMP = 30                  # least fault-locality improvement of a swap (0..2000)
+CACHE_NICE_TRIES = 2           # NUMA domain: failed balances before locality is ignored
+IDLE_CPU = 0.01                # cores: a task getting less than this does not run
+LB_MAX_MOVES = 32              # tasks one balance pass may move (sysctl_sched_nr_migrate)
+
+
+@dataclass
+class Task:
+    """AutoNUMA's per-task state (task_struct numa_* fields), one per client."""
+
+    n: int
+    period: float = SCAN_DELAY           # s per window (numa_scan_period)
+    next_scan: float = SCAN_DELAY        # run time at which the next window is scanned
+    runtime: float = 0.0                 # s of CPU the task has run (capped at 1 core)
+    offset: float = 0.0                  # position in the current pass, 0..1
+    seq: int = 0                         # completed passes (numa_scan_seq)
+    node: int = -1                       # the node the task last ran on
+    since_move: float = 0.0              # passes scanned since it last changed node
+    preferred: int = -1                  # numa_preferred_nid
+    faults: np.ndarray = field(init=False)        # decayed faults per memory node
+    buffer: np.ndarray = field(init=False)        # this pass's faults per memory node
+    local: float = 0.0                   # numa_faults_locality[1]
+    remote: float = 0.0                  # numa_faults_locality[0]
+    approved: np.ndarray = field(init=False)      # pages passed the filter, not yet moved
+    last_pages: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.faults = np.zeros(self.n)
+        self.buffer = np.zeros(self.n)
+        self.approved = np.zeros(self.n)
+        self.last_pages = np.zeros(self.n, np.int64)
+
+    def weight(self, node: int) -> float:
+        """task_weight: 1000 x this node's share of the task's faults."""
+        total = self.faults.sum()
+        return 1000.0 * self.faults[node] / total if total > 0 else 0.0
+
+
+def scan_bounds(rss_pages: float) -> tuple[float, float]:
+    """(task_scan_min, task_scan_max) in seconds per window for a task of this size."""
+    windows = max(1, math.ceil(rss_pages * PAGE_SIZE / MIB / SCAN_SIZE_MB))
+    floor = SCAN_SIZE_MB / MAX_SCAN_WINDOW_MB
+    smin = max(floor, SCAN_PERIOD_MIN / windows)
+    return smin, max(smin, SCAN_PERIOD_MAX / windows)
+
+
+def adapt_period(period: float, local: float, remote: float, private: float,
+                 shared: float, smin: float, smax: float) -> float:
+    """update_task_scan_period: slower when local or shared, faster when remote and
+    private.  Note the kernel's test is ``local + shared == 0``: a private task whose
+    faults are all remote also scans slower."""
+    if local + shared <= 0:
+        return min(smax, 2 * period)
+    slot = period / NUMA_PERIOD_SLOTS
+    lr = int(local * NUMA_PERIOD_SLOTS / max(local + remote, 1e-12))
+    ps = int(private * NUMA_PERIOD_SLOTS / max(private + shared, 1e-12))
+    if ps >= NUMA_PERIOD_THRESHOLD:
+        diff = max(ps - NUMA_PERIOD_THRESHOLD, 1) * slot
+    elif lr >= NUMA_PERIOD_THRESHOLD:
+        diff = max(lr - NUMA_PERIOD_THRESHOLD, 1) * slot
+    else:
+        diff = -(NUMA_PERIOD_THRESHOLD - max(lr, ps)) * slot
+    return min(max(period + diff, smin), smax)
+
+
+def two_stage_pass(since_move: float, width: float) -> float:
+    """Fraction of a window of ``width`` (of a pass) whose pages were last faulted from
+    the task's current node: each position was last visited one pass ago, which was
+    after the move once ``since_move`` + (position in window) >= 1."""
+    if width <= 0:
+        return 0.0
+    return min(max((width - (1.0 - since_move)) / width, 0.0), 1.0)
+
+
+def too_imbalanced(src_load: float, dst_load: float, src_cap: float, dst_cap: float,
+                   orig_src: float, orig_dst: float) -> bool:
+    """load_too_imbalanced: the move would widen the capacity-weighted load gap."""
+    imb = abs(dst_load * src_cap - src_load * dst_cap)
+    old = abs(orig_dst * src_cap - orig_src * dst_cap)
+    return imb > old + 1e-12
+
+
+@register("autonuma")
+class AutoNumaPolicy:
+    name = "autonuma"
+
+    def __init__(self, settings: Settings | None = None):
+        self.s = settings or Settings()
+        self.tasks: dict[str, Task] = {}
+        self.last: float | None = None
+        self.lb_failed = 0
+
+    def decide(self, snap: Snapshot) -> Decision:
+        d = Decision()
+        if not snap.clients:
+            return d
+        dt = 0.0 if self.last is None else max(snap.time - self.last, 0.0)
+        self.last = snap.time
+        home = snap.home.copy()
+        want = np.minimum(np.maximum(snap.demand, 0.0), snap.vectors().cpu_cap)
+        self._fork_placement(snap, home, want, d)
+        live = {c.id for c in snap.clients}
+        for gone in [k for k in self.tasks if k not in live]:
+            del self.tasks[gone]
+        n = snap.topology.n
+        for i, c in enumerate(snap.clients):
+            if home[i] < 0 or not snap.managed[i]:
+                continue
+            t = self.tasks.setdefault(c.id, Task(n, node=int(home[i])))
+            self._observe_moves(t, snap.pages[i], int(home[i]))
+            self._scan(t, snap, i, dt)
+        moved: dict[int, int] = {}
+        self._numa_migrate(snap, home, want, d, moved)
+        self._load_balance(snap, home, want, d, moved)
+        for i, dst in moved.items():
+            self._moved(self.tasks[snap.clients[i].id], int(snap.home[i]), dst)
+        self._migrate_pages(snap, home, d)
+        return d
+
+    # --- fork/exec placement -----------------------------------------------------------
+
+    def _fork_placement(self, snap: Snapshot, home: np.ndarray, want: np.ndarray,
+                        d: Decision) -> None:
+        new = np.flatnonzero((home < 0) & snap.managed)
+        if new.size == 0:
+            return
+        topo = snap.topology
+        placed = home >= 0
+        used = np.bincount(home[placed], want[placed], topo.n)
+        cap = snap.vectors().cpu_cap
+        allowed = snap.vectors().allowed
+        for i in new:
+            load = np.where((topo.cores > 0) & allowed[i],
+                            used / np.maximum(topo.cores, 1e-9), np.inf)
+            dst = int(np.argmin(load))
+            home[i] = dst
+            used[dst] += want[i] if want[i] > 0 else cap[i]
+            c = snap.clients[i]
+            d.actions.append(SetHome(c.id, -1, dst, Reason.INITIAL, float(-load[dst]),
+                                     f"idlest node: load {load[dst]:.2f}"))
+            d.considered.append(Considered(c.id, -1, dst, Reason.INITIAL, float(-load[dst]),
+                                           "taken"))
+
+    # --- scanning, faults and the page-migration filter ---------------------------------
+
+    def _observe_moves(self, t: Task, pages: np.ndarray, node: int) -> None:
+        """Approved pages that have left their node since the last call were moved."""
+        gone = np.maximum(t.last_pages - pages, 0)
+        t.approved = np.maximum(t.approved - gone, 0.0)
+        t.approved[node] = 0.0
+        t.last_pages = pages.copy()
+        if node != t.node:          # moved by someone else (or first sight)
+            t.node, t.since_move = node, 0.0
+
+    def _scan(self, t: Task, snap: Snapshot, i: int, dt: float) -> None:
+        received = float(snap.received[i])
+        if received < IDLE_CPU:
+            return
+        t.runtime += dt * min(received, 1.0)
+        pages = snap.pages[i].astype(float)
+        rss = pages.sum()
+        if rss <= 0:
+            return
+        smin, smax = scan_bounds(rss)
+        window = SCAN_SIZE_MB * MIB / PAGE_SIZE / rss     # fraction of a pass per window
+        vcpus = snap.clients[i].vcpus
+        while t.runtime >= t.next_scan:
+            t.next_scan += t.period
+            w = min(window, 1.0 - t.offset)
+            share = w / max(1.0 - t.offset, 1e-12)
+            remote_left = np.maximum(pages - t.approved, 0.0)
+            remote_left[t.node] = 0.0
+            passed = 1.0 if t.seq <= EARLY_SEQ else two_stage_pass(t.since_move, w)
+            t.approved += remote_left * share * passed
+            scanned = pages * w
+            t.buffer += scanned
+            t.local += scanned[t.node]
+            t.remote += scanned.sum() - scanned[t.node]
+            t.offset += w
+            t.since_move += w
+            if t.offset >= 1.0 - 1e-9:
+                t.offset = 0.0
+                t.seq += 1
+                self._placement(t, snap, vcpus, smin, smax)
+
+    def _placement(self, t: Task, snap: Snapshot, vcpus: int, smin: float,
+                   smax: float) -> None:
+        """task_numa_placement, once per pass: decay, preferred node, scan period."""
+        t.faults = t.faults / 2 + t.buffer
+        total = t.buffer.sum()
+        private = total / max(vcpus, 1)
+        t.buffer = np.zeros_like(t.buffer)
+        cpu_nodes = snap.topology.cores > 0
+        if t.faults[cpu_nodes].sum() > 0:
+            t.preferred = int(np.flatnonzero(cpu_nodes)[np.argmax(t.faults[cpu_nodes])])
+        t.period = adapt_period(t.period, t.local, t.remote, private, total - private,
+                                smin, smax)
+        t.local = t.remote = 0.0
+
+    # --- task moves: AutoNUMA's own, then the load balancer's ---------------------------
+
+    def _numa_migrate(self, snap: Snapshot, home: np.ndarray, want: np.ndarray,
+                      d: Decision, moved: dict[int, int]) -> None:
+        topo = snap.topology
+        placed = home >= 0
+        load = np.bincount(home[placed], want[placed], topo.n)
+        allowed = snap.vectors().allowed
+        ids = [c.id for c in snap.clients]
+        for i, cid in enumerate(ids):
+            t = self.tasks.get(cid)
+            if t is None or t.preferred < 0 or t.preferred == home[i] or i in moved:
+                continue
+            src, dst = int(home[i]), t.preferred
+            if not allowed[i, dst]:
+                continue
+            lp = want[i]
+            spare = load[dst] + lp <= topo.cores[dst] + 1e-9
+            if spare or not too_imbalanced(load[src] - lp, load[dst] + lp, topo.cores[src],
+                                           topo.cores[dst], load[src], load[dst]):
+                self._move(snap, i, src, dst, Reason.AUTONUMA, t.weight(dst) - t.weight(src),
+                           "to preferred node", home, load, want, d, moved)
+                continue
+            j = self._swap_partner(snap, i, src, dst, home, load, want, moved)
+            if j is not None:
+                gain = t.weight(dst) - t.weight(src)
+                self._move(snap, i, src, dst, Reason.SWAP, gain, f"swap with {ids[j]}", home,
+                           load, want, d, moved)
+                self._move(snap, j, dst, src, Reason.SWAP, gain, f"swap with {cid}", home,
+                           load, want, d, moved)
+
+    def _swap_partner(self, snap: Snapshot, i: int, src: int, dst: int, home: np.ndarray,
+                      load: np.ndarray, want: np.ndarray, moved: dict[int, int]) -> int | None:
+        topo = snap.topology
+        t = self.tasks[snap.clients[i].id]
+        taskimp = t.weight(dst) - t.weight(src)
+        best, best_imp = None, 0.0
+        allowed = snap.vectors().allowed
+        for j in np.flatnonzero((home == dst) & snap.managed):
+            cur = self.tasks.get(snap.clients[j].id)
+            if cur is None or j in moved or not allowed[j, src]:
+                continue
+            imp = taskimp + cur.weight(src) - cur.weight(dst)
+            if imp < SMALLIMP or imp <= best_imp + SMALLIMP / 2:
+                continue
+            d_load = want[i] - want[j]
+            if too_imbalanced(load[src] - d_load, load[dst] + d_load, topo.cores[src],
+                              topo.cores[dst], load[src], load[dst]):
+                continue
+            best, best_imp = int(j), imp
+        return best
+
+    def _load_balance(self, snap: Snapshot, home: np.ndarray, want: np.ndarray,
+                      d: Decision, moved: dict[int, int]) -> None:
+        """CFS between nodes: an overloaded node sheds tasks to nodes with idle CPUs."""
+        topo = snap.topology
+        placed = home >= 0
+        load = np.bincount(home[placed], want[placed], topo.n)
+        live = topo.cores > 0
+        failed = False
+        for _ in range(LB_MAX_MOVES):
+            over = np.where(live, load - topo.cores, -np.inf)
+            src = int(np.argmax(over))
+            idle = np.where(live, topo.cores - load, -np.inf)
+            idle[src] = -np.inf
+            dst = int(np.argmax(idle))
+            if over[src] <= 1e-9 or idle[dst] <= 1e-9:
+                break
+            pick = self._lb_pick(snap, src, dst, home, want, over[src], idle[dst], moved)
+            if pick is None:
+                failed = True
+                break
+            self._move(snap, pick, src, dst, Reason.BALANCE, float(over[src]),
+                       f"CFS load balance: node {src} over by {over[src]:.2f} cores", home,
+                       load, want, d, moved)
+        self.lb_failed = self.lb_failed + 1 if failed else 0
+
+    def _lb_pick(self, snap: Snapshot, src: int, dst: int, home: np.ndarray,
+                 want: np.ndarray, over: float, idle: float, moved: dict[int, int]) -> int | None:
+        """First task on ``src`` that fits in ``dst``'s idle CPUs -- or, once balancing
+        has failed CACHE_NICE_TRIES times, that at least narrows the overload -- skipping
+        tasks whose move would take them off their preferred node until then."""
+        allowed = snap.vectors().allowed
+        forced = self.lb_failed > CACHE_NICE_TRIES
+        for i in np.flatnonzero((home == src) & snap.managed & (want > 0)):
+            if i in moved or not allowed[i, dst]:
+                continue
+            t = self.tasks.get(snap.clients[i].id)
+            if not forced and t is not None and t.preferred == src:
+                continue            # migrate_degrades_locality
+            if want[i] <= idle + 1e-9 or (forced and want[i] - idle < over):
+                return int(i)
+        return None
+
+    def _move(self, snap: Snapshot, i: int, src: int, dst: int, reason: Reason, score: float,
+              detail: str, home: np.ndarray, load: np.ndarray, want: np.ndarray,
+              d: Decision, moved: dict[int, int]) -> None:
+        cid = snap.clients[i].id
+        home[i] = dst
+        load[src] -= want[i]
+        load[dst] += want[i]
+        moved[i] = dst
+        d.actions.append(SetHome(cid, src, dst, reason, score, detail))
+        d.considered.append(Considered(cid, src, dst, reason, score, "taken"))
+
+    def _moved(self, t: Task, src: int, dst: int) -> None:
+        """update_scan_period: a task moved off its preferred node (or with none yet)
+        scans again from the fastest period; stamps from the old node no longer pass."""
+        if not (t.seq and (dst == t.preferred or (t.preferred >= 0 and src != t.preferred))):
+            t.period = scan_bounds(t.last_pages.sum())[0]      # task_scan_start
+            t.next_scan = t.runtime + t.period
+        t.node, t.since_move = dst, 0.0
+        t.approved[:] = 0.0
+
+    def _migrate_pages(self, snap: Snapshot, home: np.ndarray, d: Decision) -> None:
+        """Hinting faults migrate synchronously in the kernel; the simulator moves what
+        passed the filter as fast as its bandwidth allows, so re-issue what is owed."""
+        for i, c in enumerate(snap.clients):
+            t = self.tasks.get(c.id)
+            if t is None or home[i] < 0 or home[i] != t.node:
+                continue
+            for src in np.flatnonzero(t.approved >= 1.0):
+                n = int(min(t.approved[src], snap.pages[i, src]))
+                if n > 0:
+                    d.actions.append(MigratePages(c.id, int(src), int(home[i]), n,
+                                                  Reason.AUTONUMA, 0.0,
+                                                  "hinting faults passed the two-stage filter"))
