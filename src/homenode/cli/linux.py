@@ -1,1 +1,147 @@
-"""`homenode` commands: linux (filled in by its own issue)."""
+"""`homenode run`, `homenode topology`, `homenode place`: the Linux host commands."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from homenode.cli import cli
+from homenode.errors import InputError
+from homenode.model import Topology
+from homenode.units import MIB, PAGE_SIZE, parse_duration, parse_size
+
+
+def _require_linux() -> None:
+    if not sys.platform.startswith("linux"):
+        raise InputError("platform", sys.platform, "homenode's host commands need Linux")
+
+
+@cli.command("run")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="TOML config (default: /etc/homenode.toml if present).")
+@click.option("--dry-run", is_flag=True, help="Log every action it would take; change "
+              "nothing.")
+@click.option("--interval", default=None, metavar="DURATION",
+              help="Control tick, e.g. 2s or 500ms (default: the config's, 2s).")
+@click.option("--duration", default=None, metavar="DURATION",
+              help="Stop after this long (default: run until SIGTERM/SIGINT).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write the simulator's files (timeseries.csv, summary.json, ...) here "
+              "on exit.")
+@click.option("--once", is_flag=True, help="One tick, then exit.")
+@click.option("--no-plots", is_flag=True, help="With --out: skip the PNG plots.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+              help="Log lines as text (default) or JSON objects.")
+def run_cmd(config_path: Path | None, dry_run: bool, interval: str | None,
+            duration: str | None, out: Path | None, once: bool, no_plots: bool,
+            log_format: str | None) -> None:
+    """Run the NUMA scheduler on this host (the simulator's control loop, for real)."""
+    from homenode.linux import config, daemon
+    from homenode.linux.actionlog import setup_logging
+
+    _require_linux()
+    cfg = config.load(config_path)
+    seconds = None if duration is None else parse_duration(duration, "--duration")
+    if seconds is not None and seconds <= 0:
+        raise InputError("--duration", duration, "must be positive")
+    tick = None if interval is None else parse_duration(interval, "--interval")
+    cfg = cfg.with_overrides(dry_run=dry_run, interval=tick)
+    setup_logging(log_format or cfg.daemon.log_format)
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set())
+                for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        daemon.run(cfg, duration=seconds or 0.0, once=once, out=out, plots=not no_plots,
+                   stop=stop)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+@cli.command("topology")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def topology_cmd(as_json: bool) -> None:
+    """Nodes, CPUs, cores, memory and distances (like numactl -H)."""
+    from homenode.linux.sysfs import TopologyReader
+
+    _require_linux()
+    state = TopologyReader("/sys").read()
+    click.echo(format_topology(state.topology, state.free_pages, as_json))
+
+
+def format_topology(topo: Topology, free_pages: np.ndarray, as_json: bool = False) -> str:
+    """numactl -H's layout (kernel node ids), or JSON."""
+    size = [int(m) * PAGE_SIZE // MIB for m in topo.mem_pages]
+    free = [int(f) * PAGE_SIZE // MIB for f in free_pages]
+    if as_json:
+        return json.dumps({
+            "nodes": [{"id": nid, "cpus": list(topo.cpus[i]), "cores": float(topo.cores[i]),
+                       "size_mb": size[i], "free_mb": free[i]}
+                      for i, nid in enumerate(topo.node_ids)],
+            "distances": topo.distance.tolist()}, indent=2)
+    from homenode.linux.sysfs import format_cpulist
+    ids = topo.node_ids
+    lines = [f"available: {topo.n} nodes ({format_cpulist(ids)})"]
+    for i, nid in enumerate(ids):
+        lines += [f"node {nid} cpus:" + "".join(f" {c}" for c in topo.cpus[i]),
+                  f"node {nid} cores: {topo.cores[i]:g}",
+                  f"node {nid} size: {size[i]} MB", f"node {nid} free: {free[i]} MB"]
+    lines.append("node distances:")
+    lines.append("node " + "".join(f"{nid:>4}" for nid in ids))
+    for i, nid in enumerate(ids):
+        lines.append(f"{nid:>3}: " + "".join(f"{int(d):>4}" for d in topo.distance[i]))
+    return "\n".join(lines)
+
+
+@cli.command("place")
+@click.option("--vcpus", type=int, required=True, help="vCPUs of the new VM.")
+@click.option("--memory", required=True, metavar="SIZE", help="Its memory, e.g. 8GiB "
+              "(a plain number is bytes).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--numad-compat", is_flag=True, help="Print only the nodeset, as "
+              "`numad -w NCPUS:MB` does (for libvirt placement='auto').")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Policy and settings from this config.")
+@click.option("--state", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="State file of recent recommendations.")
+@click.option("--window", default="120s", show_default=True, metavar="DURATION",
+              help="How long a recommendation counts against its nodes.")
+@click.option("--sample", default="0.5s", show_default=True, metavar="DURATION",
+              help="CPU load sampling time (0 = ignore current CPU load).")
+def place_cmd(vcpus: int, memory: str, as_json: bool, numad_compat: bool,
+              config_path: Path | None, state: Path | None, window: str, sample: str) -> None:
+    """Recommend the home node(s) for a VM about to start."""
+    from homenode.linux import advice, config
+    from homenode.linux.sysfs import TopologyReader
+
+    _require_linux()
+    if vcpus <= 0:
+        raise InputError("--vcpus", vcpus, "must be at least 1")
+    mem = parse_size(memory, "--memory")
+    win = parse_duration(window, "--window")
+    samp = parse_duration(sample, "--sample")
+    cfg = config.load(config_path)
+    node_state = TopologyReader("/sys").read()
+    topo = node_state.topology
+    busy = advice.busy_cores(topo, "/proc", samp)
+    now = time.time()
+    with advice.locked_state(state or advice.default_state_path(), win, now) as recent:
+        adv = advice.recommend(topo, node_state.free_pages, busy, recent, vcpus, mem,
+                               cfg.daemon.policy, cfg.settings)
+        recent.append(advice.Recommendation(now, vcpus, mem, adv.nodes))
+    if numad_compat:
+        click.echo(adv.nodeset)
+    elif as_json:
+        click.echo(json.dumps({"nodes": list(adv.nodes), "nodeset": adv.nodeset,
+                               "vcpus": vcpus, "memory_bytes": mem,
+                               "score": round(adv.score, 4), "detail": adv.detail}))
+    else:
+        extra = f" (+ nodes {', '.join(map(str, adv.nodes[1:]))})" if len(adv.nodes) > 1 else ""
+        click.echo(f"node {adv.nodes[0]}{extra} (score {adv.score:.3f}): {adv.detail}")

@@ -1,0 +1,127 @@
+"""One log line per action: client, from, to, reason, score (and pages, and the outcome).
+
+A recorder for the control loop (``decision`` is called with the applied results), so
+the daemon logs exactly what it did -- or, in a dry run, what it would have done.
+Nodes are shown as kernel node ids.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from homenode.model import Decision, MigratePages, SetHome, Snapshot
+
+log = logging.getLogger("homenode.actions")
+
+
+class ActionLog:
+    """Logs every action, except that a pages action which moves nothing (pages that
+    cannot move, or any pages action in a dry run) is logged once for its (client,
+    from, to) until something else happens to that client: the policy asks again
+    every tick, and a log line per tick would flood the journal."""
+
+    def __init__(self, dry_run: bool = False, logger: logging.Logger = log):
+        self.dry_run = dry_run
+        self.log = logger
+        self._quiet: set[tuple[str, int, int]] = set()
+
+    def decision(self, snap: Snapshot, decision: Decision, applied: list[Any]) -> None:
+        results = list(applied) + [None] * (len(decision.actions) - len(applied))
+        for a, r in zip(decision.actions, results, strict=False):
+            fields = action_fields(snap, a, r, self.dry_run)
+            if self._repeat(a, fields):
+                continue
+            self.log.info("%s", format_text(fields), extra={"action": fields})
+
+    def _repeat(self, a: SetHome | MigratePages, fields: dict[str, Any]) -> bool:
+        if isinstance(a, SetHome) or fields.get("moved", 0) > 0 or not fields["ok"]:
+            self._quiet = {k for k in self._quiet if k[0] != a.client}
+            return False
+        key = (a.client, a.src, a.dst)
+        if key in self._quiet:
+            return True
+        self._quiet.add(key)
+        fields["note"] = "nothing moved; repeats not logged" if not self.dry_run else \
+            "repeats not logged"
+        return False
+
+    def sample(self, snap: Snapshot) -> None:
+        pass
+
+
+def _node(snap: Snapshot, idx: int) -> int | None:
+    return snap.topology.node_ids[idx] if 0 <= idx < snap.topology.n else None
+
+
+def action_fields(snap: Snapshot, a: SetHome | MigratePages, result: Any,
+                  dry_run: bool) -> dict[str, Any]:
+    try:
+        name = snap.clients[snap.index_of(a.client)].name
+    except KeyError:
+        name = a.client
+    out: dict[str, Any] = {
+        "kind": "home" if isinstance(a, SetHome) else "pages", "client": name,
+        "id": a.client, "from": _node(snap, a.src), "to": _node(snap, a.dst),
+        "reason": str(a.reason), "score": round(float(a.score), 3)}
+    if isinstance(a, MigratePages):
+        out["pages"] = int(a.pages)
+        if result is not None and not dry_run:
+            out["moved"] = int(getattr(result, "moved", 0))
+    out["ok"] = bool(getattr(result, "ok", True))
+    note = getattr(result, "note", "")
+    if note and note != "dry-run":
+        out["note"] = note
+    if a.detail:
+        out["detail"] = a.detail
+    if dry_run:
+        out["dry_run"] = True
+    return out
+
+
+def format_text(f: dict[str, Any]) -> str:
+    src = "-" if f["from"] is None else f["from"]
+    line = (f"{'dry-run: ' if f.get('dry_run') else ''}{f['kind']:<5} client={f['client']} "
+            f"id={f['id']} from={src} to={f['to']} reason={f['reason']} "
+            f"score={f['score']:.3f}")
+    if "pages" in f:
+        line += f" pages={f['pages']}"
+    if "moved" in f:
+        line += f" moved={f['moved']}"
+    line += " ok" if f["ok"] else f" failed: {f.get('note', '')}"
+    if f["ok"] and f.get("note"):
+        line += f" [{f['note']}]"
+    if "detail" in f:
+        line += f" ({f['detail']})"
+    return line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; action lines carry their fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        obj: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created)),
+            "level": record.levelname.lower(), "logger": record.name}
+        action = getattr(record, "action", None)
+        if action is not None:
+            obj.update(action)
+        else:
+            obj["msg"] = record.getMessage()
+        return json.dumps(obj, sort_keys=False)
+
+
+def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
+    """Log lines to stderr (the journal under systemd)."""
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
+                                               "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger("homenode")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False

@@ -1,0 +1,187 @@
+"""``homenode place``: the home node(s) for a VM about to start.
+
+The answer is the policy's initial placement, on a snapshot of the host made of its
+current CPU load per node (sampled from /proc/stat), its free memory, and the
+recommendations made in the last ``window`` seconds -- kept in a small state file under
+an exclusive ``flock`` so that parallel calls (libvirt starting several VMs at once)
+see each other.  numad's ``-w`` looks at free resources only, so a burst of starts is
+told to use the same node: the VMs have not touched their memory yet.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from homenode.errors import InputError
+from homenode.linux.procfs import read_bytes
+from homenode.linux.sysfs import format_cpulist
+from homenode.model import Client, Reason, SetHome, Snapshot, Topology
+from homenode.policy import make_policy
+from homenode.settings import Settings
+from homenode.units import PAGE_SIZE
+
+DEFAULT_WINDOW = 120.0   # s: a recommendation counts against its nodes this long
+DEFAULT_SAMPLE = 0.5     # s of /proc/stat between the two CPU samples
+NEW_ID = "new-vm"
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    time: float          # wall clock (time.time()): shared between processes
+    vcpus: int
+    mem_bytes: int
+    nodes: tuple[int, ...]   # kernel node ids
+
+
+@dataclass(frozen=True)
+class Advice:
+    nodes: tuple[int, ...]   # kernel node ids, primary first
+    score: float
+    detail: str
+
+    @property
+    def nodeset(self) -> str:
+        return format_cpulist(self.nodes)
+
+
+# --- CPU load -----------------------------------------------------------------------------
+
+def parse_proc_stat(text: str) -> dict[int, tuple[int, int]]:
+    """``cpuN`` lines of /proc/stat -> {cpu: (busy ticks, total ticks)}."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("cpu") and line[3:4].isdigit():
+            f = line.split()
+            v = [int(x) for x in f[1:9]]
+            total = sum(v)
+            idle = v[3] + v[4]                 # idle + iowait
+            out[int(f[0][3:])] = (total - idle, total)
+    return out
+
+
+def busy_cores(topo: Topology, proc: str = "/proc", sample: float = DEFAULT_SAMPLE
+               ) -> np.ndarray:
+    """Busy CPUs per node over ``sample`` seconds (0 when sample is 0)."""
+    if sample <= 0:
+        return np.zeros(topo.n)
+    a = parse_proc_stat(read_bytes(f"{proc}/stat", "read /proc/stat").decode())
+    time.sleep(sample)
+    b = parse_proc_stat(read_bytes(f"{proc}/stat", "read /proc/stat").decode())
+    out = np.zeros(topo.n)
+    for i, cpus in enumerate(topo.cpus):
+        for c in cpus:
+            if c in a and c in b and b[c][1] > a[c][1]:
+                out[i] += (b[c][0] - a[c][0]) / (b[c][1] - a[c][1])
+    return out
+
+
+# --- the state file -----------------------------------------------------------------------
+
+def default_state_path() -> Path:
+    env = os.environ.get("HOMENODE_STATE_DIR")
+    if env:
+        return Path(env) / "place.json"
+    if os.geteuid() == 0:
+        return Path("/run/homenode/place.json")
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/homenode-{os.getuid()}"
+    return Path(runtime) / "homenode" / "place.json"
+
+
+@contextmanager
+def locked_state(path: Path, window: float, now: float) -> Iterator[list[Recommendation]]:
+    """The recent recommendations (older ones dropped), under an exclusive lock; the
+    list as left by the caller is written back."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise InputError("--state", str(path), f"cannot open the state file: {e.strerror}") \
+            from None
+    with os.fdopen(fd, "r+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            raw = json.loads(f.read() or "[]")
+            recent = [Recommendation(r["time"], r["vcpus"], r["mem_bytes"], tuple(r["nodes"]))
+                      for r in raw]
+        except (ValueError, KeyError, TypeError):
+            recent = []            # a damaged state file only forgets recent advice
+        recent = [r for r in recent if now - window <= r.time <= now + 1.0]
+        yield recent
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps([asdict(r) for r in recent]))
+
+
+# --- the recommendation -------------------------------------------------------------------
+
+def snapshot_for(topo: Topology, free_pages: np.ndarray, busy: np.ndarray,
+                 recent: list[Recommendation], vcpus: int, mem_bytes: int) -> Snapshot:
+    """The host as the policy sees it: each node's current load and each recent
+    recommendation as an unmanaged client bound there, the new VM unplaced."""
+    index = {nid: i for i, nid in enumerate(topo.node_ids)}
+    clients, home, demand = [], [], []
+    free = free_pages.astype(np.int64).copy()
+    for i in range(topo.n):
+        if busy[i] > 0:
+            clients.append(Client(f"load:{topo.node_ids[i]}", vcpus=max(1, math.ceil(busy[i])),
+                                  cpu_affinity=frozenset({i})))
+            home.append(i)
+            demand.append(float(busy[i]))
+    for k, r in enumerate(recent):
+        idx = [index[n] for n in r.nodes if n in index]
+        for i in idx:
+            share = r.vcpus / len(idx)
+            clients.append(Client(f"recent:{k}:{i}", vcpus=max(1, math.ceil(share)),
+                                  cpu_affinity=frozenset({i})))
+            home.append(i)
+            demand.append(share)
+            free[i] -= r.mem_bytes // PAGE_SIZE // len(idx)
+    clients.append(Client(NEW_ID, vcpus=vcpus, mem_bytes=mem_bytes))
+    home.append(-1)
+    demand.append(0.0)
+    n = len(clients)
+    return Snapshot(0.0, topo, tuple(clients), np.array(home, np.int64), np.zeros(n),
+                    np.array(demand), np.array(demand), np.zeros((n, topo.n), np.int64),
+                    np.maximum(free, 0))
+
+
+def recommend(topo: Topology, free_pages: np.ndarray, busy: np.ndarray,
+              recent: list[Recommendation], vcpus: int, mem_bytes: int,
+              policy: str = "esxi", settings: Settings | None = None) -> Advice:
+    snap = snapshot_for(topo, free_pages, busy, recent, vcpus, mem_bytes)
+    decision = make_policy(policy, settings).decide(snap)
+    pick = next((a for a in decision.actions if isinstance(a, SetHome)
+                 and a.client == NEW_ID and a.reason is Reason.INITIAL), None)
+    if pick is None:
+        raise InputError("--vcpus", vcpus, f"policy {policy} placed no node for this VM")
+    nodes = widen(topo, snap.free_pages, pick.dst, vcpus, mem_bytes)
+    return Advice(tuple(topo.node_ids[i] for i in nodes), pick.score, pick.detail)
+
+
+def widen(topo: Topology, free: np.ndarray, primary: int, vcpus: int, mem_bytes: int
+          ) -> list[int]:
+    """The primary node, plus the nearest nodes (SLIT distance, then free memory) until
+    their CPUs and memory hold the VM -- a stopgap for VMs wider than a node until such a
+    VM is split into per-node clients by the policy."""
+    chosen = [primary]
+    order = sorted((i for i in range(topo.n) if i != primary),
+                   key=lambda i: (topo.distance[primary, i], -int(free[i]), i))
+    cpus = len(topo.cpus[primary])
+    mem = int(topo.mem_pages[primary]) * PAGE_SIZE
+    for i in order:
+        if cpus >= vcpus and mem >= mem_bytes:
+            break
+        chosen.append(i)
+        cpus += len(topo.cpus[i])
+        mem += int(topo.mem_pages[i]) * PAGE_SIZE
+    return chosen

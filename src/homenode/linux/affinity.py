@@ -1,0 +1,168 @@
+"""Setting a home node's CPUs, and putting them back on exit.
+
+A process's home is the CPU affinity of *every* thread (sched_setaffinity takes a TID;
+the PID alone would set only the main thread).  Its identity is checked right before;
+each thread's mask before homenode's first change is kept for the restore.  A cgroup's
+home is its ``cpuset.cpus`` (its original text is kept), or -- when the cpuset controller
+is not enabled for it -- the affinity of every thread of its processes.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+from homenode.linux import cgroup, procfs
+from homenode.linux import numa_syscalls as default_sys
+from homenode.linux.clients import CgroupClient, ProcessClient
+from homenode.linux.discovery import ProcessInfo
+from homenode.linux.errors import ProcessGone, SysError
+from homenode.linux.sysfs import format_cpulist
+
+
+def set_process_home(c: ProcessClient, cpus: frozenset[int], proc: str,
+                     sys: ModuleType = default_sys) -> int:
+    """Every thread of ``c`` onto ``cpus``; returns the threads set."""
+    c.verify(proc)
+    tids = procfs.list_tids(proc, c.pid)
+    first = c.set_cpus is None
+    if first:
+        # Originals are taken only before the first change: later threads inherited
+        # homenode's mask, and restore gives them the main thread's original.
+        c.orig_mask = sys.sched_getaffinity(c.pid)
+    n = 0
+    for tid in tids:
+        try:
+            if first:
+                mask = sys.sched_getaffinity(tid)
+                if mask != c.orig_mask:
+                    c.orig_masks[tid] = mask
+            sys.sched_setaffinity(tid, cpus)
+        except ProcessGone:
+            continue                 # this thread exited; the process goes on
+        c.tids_set.add(tid)
+        n += 1
+    c.set_cpus = cpus
+    c.tids_set &= set(tids)
+    return n
+
+
+def follow_new_threads(c: ProcessClient, proc: str, sys: ModuleType = default_sys) -> int:
+    """Give threads born since the last tick the home's CPUs (``c.tids`` is this tick's
+    listing).  New threads inherit their creator's mask, so this is mostly a no-op
+    guarantee, but a thread created before the home was set and missed keeps its own."""
+    if c.set_cpus is None:
+        return 0
+    new = [t for t in c.tids if t not in c.tids_set]
+    if not new:
+        return 0
+    c.verify(proc)
+    n = 0
+    for tid in new:
+        try:
+            sys.sched_setaffinity(tid, c.set_cpus)
+        except ProcessGone:
+            continue
+        c.tids_set.add(tid)
+        n += 1
+    return n
+
+
+def restore_process(c: ProcessClient, proc: str, sys: ModuleType = default_sys) -> int:
+    """Put every thread's mask back; threads born later get the main thread's original."""
+    if c.set_cpus is None or c.orig_mask is None:
+        return 0
+    c.verify(proc)
+    main = sys.sched_getaffinity(c.pid)
+    if not main or not main <= c.set_cpus:
+        return 0                     # someone else re-bound it since: theirs stands
+    n = 0
+    for tid in procfs.list_tids(proc, c.pid):
+        try:
+            sys.sched_setaffinity(tid, c.orig_masks.get(tid, c.orig_mask))
+        except ProcessGone:
+            continue
+        n += 1
+    c.set_cpus = None
+    c.tids_set.clear()
+    return n
+
+
+def set_cgroup_home(c: CgroupClient, cpus: frozenset[int], proc: str,
+                    sys: ModuleType = default_sys) -> int:
+    if c.uses_cpuset:
+        if c.orig_cpus_text is None:
+            c.orig_cpus_text = cgroup.read_file(c.path, "cpuset.cpus").strip()
+        cgroup.write_file(c.path, "cpuset.cpus", format_cpulist(cpus))
+        c.set_cpus = cpus
+        return 1
+    n = 0
+    for pid in cgroup.member_pids(c.path):
+        member = _member(c, pid, proc)
+        if member is None:
+            continue
+        try:
+            n += set_process_home(member, cpus, proc, sys)
+        except ProcessGone:
+            c.procs.pop(pid, None)
+    c.set_cpus = cpus
+    return n
+
+
+def follow_cgroup_members(c: CgroupClient, proc: str, sys: ModuleType = default_sys) -> int:
+    """Affinity fallback: processes that joined the cgroup get the home's CPUs."""
+    if c.uses_cpuset or c.set_cpus is None:
+        return 0
+    n = 0
+    for pid in c.pids:
+        member = _member(c, pid, proc)
+        if member is None or member.set_cpus == c.set_cpus:
+            continue
+        try:
+            n += set_process_home(member, c.set_cpus, proc, sys)
+        except ProcessGone:
+            c.procs.pop(pid, None)
+    return n
+
+
+def restore_cgroup(c: CgroupClient, proc: str, sys: ModuleType = default_sys) -> int:
+    if c.set_cpus is None:
+        return 0
+    n = 0
+    if c.uses_cpuset:
+        if c.orig_cpus_text is not None and c.path.is_dir():
+            n = 1
+            try:
+                # A newline clears it (an empty write is a no-op): inherit the parent's.
+                cgroup.write_file(c.path, "cpuset.cpus", c.orig_cpus_text + "\n")
+            except SysError:
+                if c.orig_cpus_text:
+                    raise
+                # The kernel refuses to empty the cpuset of a populated cgroup (ENOSPC):
+                # give it what it inherited -- the parent's CPUs as they are now.
+                parent = cgroup.read_file(c.path.parent, "cpuset.cpus.effective").strip()
+                cgroup.write_file(c.path, "cpuset.cpus", parent + "\n")
+    else:
+        for member in list(c.procs.values()):
+            try:
+                n += restore_process(member, proc, sys)
+            except SysError:
+                continue
+    c.set_cpus = None
+    return n
+
+
+def _member(c: CgroupClient, pid: int, proc: str) -> ProcessClient | None:
+    """The member's tracked state, keyed by PID and checked by start time."""
+    try:
+        st = procfs.read_stat(proc, pid)
+    except SysError:
+        c.procs.pop(pid, None)
+        return None
+    if pid == 1 or pid == os.getpid() or st.kernel_thread:
+        return None                  # never touched, whatever cgroup they are in
+    m = c.procs.get(pid)
+    if m is None or m.start != st.starttime:
+        m = ProcessClient(ProcessInfo(pid, st.starttime, st.comm, "cgroup"), 0.0)
+        c.procs[pid] = m
+    return m

@@ -1,0 +1,135 @@
+"""``homenode run``: the simulator's control loop on the real host.
+
+Start-up: read the config, build the host and the policy, find the first clients,
+check privileges (refuse with one line), log the effective settings.  Then
+``homenode.loop.run`` with a ``RealClock`` until the duration ends or the stop event is
+set (SIGTERM/SIGINT).  On the way out: put back every affinity changed, and write the
+run's files when asked.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from homenode import loop
+from homenode.linux import privileges
+from homenode.linux.actionlog import ActionLog
+from homenode.linux.config import Config
+from homenode.linux.host import LinuxHost, kernel_numa_balancing
+from homenode.linux.sysfs import format_cpulist
+from homenode.metrics import RunRecorder, summarize
+from homenode.policy import make_policy
+from homenode.report import write_run
+
+log = logging.getLogger("homenode.daemon")
+
+
+@dataclass
+class RunOutcome:
+    ticks: int
+    seconds: float
+    tick_cpu_ms: list[float] = field(default_factory=list)
+    summary: dict[str, Any] | None = None
+    host: LinuxHost | None = None
+
+
+def run(cfg: Config, *, duration: float = 0.0, once: bool = False, out: Path | None = None,
+        plots: bool = True, stop: threading.Event | None = None, proc_root: str = "/proc",
+        sys_root: str | Path = "/sys", cgroup_root: Path | None = None,
+        recorders: Sequence[loop.Recorder] = (),
+        wrap_host: Callable[[LinuxHost], Any] | None = None) -> RunOutcome:
+    """Run the daemon; returns when ``duration`` has passed (0: until ``stop``).
+
+    ``recorders`` are fed every decision and sample besides the action log (the status
+    API, an exporter); ``wrap_host`` may wrap the host the loop drives (to time ticks)."""
+    stop = stop or threading.Event()
+    clock = loop.RealClock(stop)
+    host = LinuxHost(cfg, clock, proc_root=proc_root, sys_root=sys_root,
+                     cgroup_root=cgroup_root)
+    policy = make_policy(cfg.daemon.policy, cfg.settings)
+    host.prime()
+    privileges.check(host, cfg.daemon.dry_run, proc_root)
+    _log_start(cfg, host, proc_root)
+
+    recorder = RunRecorder() if out is not None else None
+    cpu: list[float] = []
+    last = [time.process_time()]
+
+    def on_tick(_t: float) -> None:
+        now = time.process_time()
+        cpu.append(1000.0 * (now - last[0]))
+        last[0] = now
+        if once:
+            stop.set()
+
+    t0 = clock.now()
+    try:
+        ticks = loop.run(wrap_host(host) if wrap_host else host, policy, clock,
+                         duration=0.0 if once else duration, interval=cfg.daemon.interval,
+                         recorder=loop.Tee(ActionLog(cfg.daemon.dry_run), recorder,
+                                           *recorders),
+                         stop=stop, on_tick=on_tick)
+    finally:
+        # --once is a one-shot placement: its homes stay.  Any other exit ends the
+        # daemon's promises, so what it changed is put back.
+        if cfg.daemon.restore_on_exit and not cfg.daemon.dry_run and not once:
+            clients, threads = host.restore()
+            log.info("restored the CPU affinity of %d threads (or cpusets) in %d clients",
+                     threads, clients)
+    seconds = clock.now() - t0
+    outcome = RunOutcome(ticks, seconds, cpu, None, host)
+    if out is not None and recorder is not None:
+        outcome.summary = _summary(cfg, host, recorder, outcome)
+        write_run(Path(out), recorder, outcome.summary, plots=plots)
+        log.info("wrote %s/", out)
+    return outcome
+
+
+def _log_start(cfg: Config, host: LinuxHost, proc_root: str) -> None:
+    topo = host.topology_reader.read().topology
+    nodes = ", ".join(f"{nid}: cpus {format_cpulist(c) or '-'}"
+                      for nid, c in zip(topo.node_ids, topo.cpus, strict=True))
+    d = cfg.daemon
+    log.info("homenode run%s: config %s, policy %s, interval %gs, scan %gs, migration %s; "
+             "%d nodes (%s); %s", " (dry run)" if d.dry_run else "", cfg.source, d.policy,
+             d.interval, d.scan_interval, d.migration, topo.n, nodes,
+             privileges.describe())
+    if cfg.settings.changed():
+        log.info("policy settings: %s", ", ".join(f"{k}={v}" for k, v in
+                                                  cfg.settings.changed().items()))
+    log.info("%d clients found at start", len(host.procs) + len(host.cgroups))
+    if kernel_numa_balancing(proc_root):
+        log.warning("the kernel's automatic NUMA balancing is on (kernel.numa_balancing): "
+                    "it moves pages too; consider sysctl kernel.numa_balancing=0")
+
+
+def tick_cpu_stats(ms: list[float]) -> dict[str, float | None]:
+    if not ms:
+        return {"mean": None, "p50": None, "p95": None, "max": None}
+    a = np.asarray(ms)
+    return {"mean": round(float(a.mean()), 3), "p50": round(float(np.percentile(a, 50)), 3),
+            "p95": round(float(np.percentile(a, 95)), 3), "max": round(float(a.max()), 3)}
+
+
+def _summary(cfg: Config, host: LinuxHost, rec: RunRecorder, o: RunOutcome) -> dict[str, Any]:
+    s = summarize(rec, scenario=f"linux:{socket.gethostname()}", policy=cfg.daemon.policy,
+                  seed=0, duration=o.seconds, event_times=[], wall_s=o.seconds,
+                  totals={"pages_migrated": host.stats.pages_moved})
+    s["sim_speed"] = None            # a real host runs at the speed of time
+    if cfg.settings.changed():
+        s["settings"] = cfg.settings.changed()
+    s["linux"] = {
+        "dry_run": cfg.daemon.dry_run, "ticks": o.ticks,
+        "interval_s": cfg.daemon.interval, "tick_cpu_ms": tick_cpu_stats(o.tick_cpu_ms),
+        "pages_moved": host.stats.pages_moved, "pages_failed": host.stats.pages_failed,
+        "clients_dropped": host.stats.dropped, "errors": dict(host.stats.errors)}
+    return s
