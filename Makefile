@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint bench clean
+.PHONY: run test test-fast lint bench bench-daemon clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/sim_speed.py
+	$(BIN)/python bench/decision_latency.py
+	$(BIN)/python bench/quality.py
+
+bench-daemon: $(STAMP)
+	$(BIN)/python bench/daemon_overhead.py
 
 clean:
 	rm -rf $(VENV) homenode-out .pytest_cache .ruff_cache .hypothesis

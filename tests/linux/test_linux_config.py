@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import HOMENODE
+from linux_support import HOMENODE
 
 from homenode.errors import InputError
 from homenode.linux import config

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CGROUP, PROC
+from linux_support import CGROUP, PROC
 
 from homenode.linux import config, discovery
 from homenode.units import MIB

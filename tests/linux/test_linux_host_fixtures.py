@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CGROUP, PROC, SYS_SPARSE, StepClock
+from linux_support import CGROUP, PROC, SYS_SPARSE, StepClock
 
 from homenode.linux import config
 from homenode.linux.host import LinuxHost

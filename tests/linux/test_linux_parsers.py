@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CGROUP, PROC, SYS_SPARSE
 from hypothesis import given
 from hypothesis import strategies as st
+from linux_support import CGROUP, PROC, SYS_SPARSE
 
 from homenode.linux import cgroup, procfs, sysfs
 from homenode.linux.errors import ParseError

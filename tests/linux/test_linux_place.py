@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from conftest import HOMENODE, SYS_SPARSE
+from linux_support import HOMENODE, SYS_SPARSE
 
 from homenode.linux import advice, sysfs
 from homenode.units import GIB

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import (
+from linux_support import (
     HOMENODE,
     SYS_TWO,
     StepClock,

@@ -8,12 +8,13 @@ import logging
 
 import numpy as np
 import pytest
-from conftest import SYS_SPARSE
+from linux_support import SYS_SPARSE
 
 from homenode.linux import errors, numa_syscalls, sysfs
-from homenode.linux.actionlog import ActionLog, JsonFormatter, format_text
+from homenode.linux.actionlog import ActionLog, format_text
 from homenode.linux.host import Result
 from homenode.model import Client, MigratePages, Reason, SetHome, Snapshot
+from homenode.ops.logging import JsonFormatter
 
 
 @pytest.mark.parametrize("err, cls, transient, gone", [

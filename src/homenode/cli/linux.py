@@ -37,14 +37,25 @@ def _require_linux() -> None:
               "on exit.")
 @click.option("--once", is_flag=True, help="One tick, then exit.")
 @click.option("--no-plots", is_flag=True, help="With --out: skip the PNG plots.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
-              help="Log lines as text (default) or JSON objects.")
+@click.option("--log-format", type=click.Choice(["auto", "journal", "json", "text"]),
+              default=None, help="Log to the journal, as JSON lines or text on stderr "
+              "(default: the config's, auto = the journal under systemd, else text).")
+@click.option("--socket", "socket_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Status API socket for `homenode top` and `explain` "
+              "(default: /run/homenode/status.sock as root).")
+@click.option("--no-api", is_flag=True, help="Serve no status API.")
+@click.option("--metrics", "metrics_addr", default=None, metavar="HOST:PORT",
+              help="Serve Prometheus metrics there (loopback only; default: off).")
 def run_cmd(config_path: Path | None, dry_run: bool, interval: str | None,
             duration: str | None, out: Path | None, once: bool, no_plots: bool,
-            log_format: str | None) -> None:
+            log_format: str | None, socket_path: Path | None, no_api: bool,
+            metrics_addr: str | None) -> None:
     """Run the NUMA scheduler on this host (the simulator's control loop, for real)."""
     from homenode.linux import config, daemon
-    from homenode.linux.actionlog import setup_logging
+    from homenode.ops.api import serve_status
+    from homenode.ops.exporter import start_exporter
+    from homenode.ops.logging import setup_logging
+    from homenode.ops.status import StatusRecorder, TimedHost
 
     _require_linux()
     cfg = config.load(config_path)
@@ -57,10 +68,23 @@ def run_cmd(config_path: Path | None, dry_run: bool, interval: str | None,
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set())
                 for s in (signal.SIGTERM, signal.SIGINT)}
+    status = StatusRecorder(source="daemon", policy=cfg.daemon.policy, settings=cfg.settings)
+    server = exporter = None
     try:
+        # Bind both before the first tick: a bad address or a live daemon on the socket
+        # is refused before anything is changed.
+        if metrics_addr:
+            exporter = start_exporter(status, metrics_addr)
+        if not (once or no_api):
+            server = serve_status(status, socket_path)
         daemon.run(cfg, duration=seconds or 0.0, once=once, out=out, plots=not no_plots,
-                   stop=stop)
+                   stop=stop, recorders=[status],
+                   wrap_host=lambda host: TimedHost(host, status))
     finally:
+        if server is not None:
+            server.close()
+        if exporter is not None:
+            exporter.close()
         for s, h in previous.items():
             signal.signal(s, h)
 

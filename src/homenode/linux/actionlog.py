@@ -7,9 +7,7 @@ Nodes are shown as kernel node ids.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from typing import Any
 
 from homenode.model import Decision, MigratePages, SetHome, Snapshot
@@ -96,32 +94,3 @@ def format_text(f: dict[str, Any]) -> str:
     if "detail" in f:
         line += f" ({f['detail']})"
     return line
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line; action lines carry their fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        obj: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created)),
-            "level": record.levelname.lower(), "logger": record.name}
-        action = getattr(record, "action", None)
-        if action is not None:
-            obj.update(action)
-        else:
-            obj["msg"] = record.getMessage()
-        return json.dumps(obj, sort_keys=False)
-
-
-def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
-    """Log lines to stderr (the journal under systemd)."""
-    handler = logging.StreamHandler()
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
-                                               "%Y-%m-%d %H:%M:%S"))
-    root = logging.getLogger("homenode")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False

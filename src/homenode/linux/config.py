@@ -22,7 +22,7 @@ MIN_INTERVAL = 0.05          # s: below this a tick's own cost dominates
 NUMAD_MIN_RSS = 300 * MIB    # numad's MEMORY_THRESHOLD
 NUMAD_MIN_CPU = 0.5          # numad's CPU_THRESHOLD (cores)
 MIGRATION_MODES = ("paced", "bulk")
-LOG_FORMATS = ("text", "json")
+LOG_FORMATS = ("auto", "journal", "json", "text")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class DaemonConfig:
     numa_maps_interval: float = 10.0
     migration: str = "paced"
     manage_bound: bool = False
-    log_format: str = "text"
+    log_format: str = "auto"
 
 
 @dataclass(frozen=True)
