@@ -13,13 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from homenode.model import Reason
-from homenode.policy.rebalance import (
+from homenode.policy.moves import Moves, View, make_moves, movable
+from homenode.policy.rules import (
     COMMON,
-    FILTERS,
-    Moves,
-    View,
-    make_moves,
-    movable,
     would_thrash,
 )
 
@@ -31,7 +27,7 @@ def not_better_off(v: View, m: Moves) -> np.ndarray:
     return v.loads[m.src] - m.load_dst_after < v.s.lterm_mig_imbal_threshold
 
 
-FILTERS[Reason.FAIRNESS] = (*COMMON, not_better_off, would_thrash)
+FAIRNESS_FILTERS = (*COMMON, not_better_off, would_thrash)
 
 
 def fairness_candidates(v: View) -> list[Moves]:

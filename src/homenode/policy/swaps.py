@@ -17,15 +17,12 @@ from __future__ import annotations
 import numpy as np
 
 from homenode.model import Reason
-from homenode.policy.rebalance import (
+from homenode.policy.moves import Moves, View, make_moves, movable
+from homenode.policy.rules import (
     COMMON,
-    Moves,
-    View,
     creates_imbalance,
     gain_below_mig_threshold,
     locality_gain_too_small,
-    make_moves,
-    movable,
     no_net_benefit,
     over_core_cap,
     swapped_recently,

@@ -1,0 +1,111 @@
+"""The data of one rebalancing period: what the rebalancer knows (``View``) and batches of
+candidate moves with the loads they would leave (``Moves``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from homenode.model import Reason
+from homenode.settings import Settings
+
+NONE = -1   # no swap partner
+
+
+@dataclass
+class View:
+    """What the rebalancer knows during one period; updated as moves are picked."""
+
+    s: Settings
+    now: float
+    period: int             # how many rebalance periods have run before this one
+    ids: list[str]
+    home: np.ndarray        # node index per client (updated as moves are made)
+    since: np.ndarray       # time of last home change
+    ent: np.ndarray         # entitled cores per client
+    ent_peak: np.ndarray    # entitlement at the client's recent peak demand
+    loads: np.ndarray       # per node
+    peak_loads: np.ndarray  # per node, from ent_peak
+    cores: np.ndarray
+    mem_frac: np.ndarray    # (C, N) fraction of each client's pages per node
+    managed: np.ndarray
+    allowed: np.ndarray     # (C, N) numa.nodeAffinity
+    res: np.ndarray         # reservation per client, cores
+    reserved: np.ndarray    # per node: sum of reservations homed there
+    distance: np.ndarray
+    vm: np.ndarray          # VM group of a vNUMA client, -1 = none
+    aff: np.ndarray         # affinity group, -1 = none
+    swapped: np.ndarray     # time of the client's last swap
+    owed: np.ndarray        # consecutive periods the client was owed CPU
+    peaks_known: bool = True   # a whole affinity_peak_window has been observed
+
+    def imbalance(self) -> float:
+        live = self.loads[self.cores > 0]
+        return float(live.max() - live.min()) if live.size > 1 else 0.0
+
+    def needs_balance(self) -> bool:
+        """Imbalanced beyond the threshold, with the busiest node busy enough to matter."""
+        live = self.loads[self.cores > 0]
+        return (self.imbalance() >= self.s.mig_imbalance_threshold
+                and live.size > 0 and float(live.max()) >= self.s.balance_min_load)
+
+    def group_counts(self, group: np.ndarray) -> np.ndarray:
+        """(G, N) number of each group's clients homed on each node."""
+        n = self.cores.size
+        ok = (group >= 0) & (self.home >= 0)
+        g = int(group.max()) + 1 if group.size and group.max() >= 0 else 0
+        return np.bincount(group[ok] * n + self.home[ok], minlength=g * n).reshape(g, n)
+
+
+@dataclass
+class Moves:
+    """Candidates: client ``idx[k]`` from ``src`` to ``dst`` (and, for a swap,
+    ``partner[k]`` from ``dst`` to ``src``)."""
+
+    reason: Reason
+    idx: np.ndarray
+    src: int
+    dst: int
+    partner: np.ndarray
+    imb_before: float
+    imb_after: np.ndarray
+    load_src_after: np.ndarray
+    load_dst_after: np.ndarray
+    peak_dst_after: np.ndarray
+    max_after: np.ndarray
+
+    @property
+    def gain(self) -> np.ndarray:
+        return self.imb_before - self.imb_after
+
+    @property
+    def swaps(self) -> bool:
+        return bool((self.partner >= 0).any())
+
+
+def make_moves(v: View, reason: Reason, idx: np.ndarray, src: int, dst: int,
+               partner: np.ndarray | None = None) -> Moves:
+    """Loads and imbalance if each candidate alone were carried out."""
+    partner = np.full(idx.size, NONE) if partner is None else partner
+    has = partner >= 0
+    de = v.ent[idx] - np.where(has, v.ent[np.maximum(partner, 0)], 0.0)
+    dp = v.ent_peak[idx] - np.where(has, v.ent_peak[np.maximum(partner, 0)], 0.0)
+    live = v.cores > 0
+    others = live.copy()
+    others[[src, dst]] = False
+    hi = v.loads[others].max() if others.any() else -np.inf
+    lo = v.loads[others].min() if others.any() else np.inf
+    new_src = v.loads[src] - de / v.cores[src] if live[src] else np.zeros(idx.size)
+    new_dst = v.loads[dst] + de / v.cores[dst]
+    pts = [new_dst] + ([new_src] if live[src] else [])
+    top = np.maximum.reduce([np.full(idx.size, hi), *pts])
+    imb_after = top - np.minimum.reduce([np.full(idx.size, lo), *pts])
+    peak_dst = v.peak_loads[dst] + dp / v.cores[dst]
+    return Moves(reason, idx, src, dst, partner, v.imbalance(), imb_after, new_src, new_dst,
+                 peak_dst, top)
+
+
+def movable(v: View) -> np.ndarray:
+    """Clients the rebalancer may move: managed and placed."""
+    return v.managed & (v.home >= 0)

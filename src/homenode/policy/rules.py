@@ -1,0 +1,187 @@
+"""The rebalancer's rules: filters (each one names the rule that stops a move, and its
+docstring is what ``homenode explain`` prints) and scores (what a move gains).
+
+Every function takes the period's ``View`` and a batch of candidate ``Moves`` and returns
+one value per candidate: a mask of rejected candidates, or a score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from homenode.model import Reason
+from homenode.policy.moves import Moves, View
+
+FAIRNESS_URGENCY = 10.0   # score per period a client has been owed CPU
+
+
+# --- filters: each returns the mask of candidates it rejects --------------------------
+
+def _both(v: View, m: Moves, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    bad = fn(m.idx)
+    has = m.partner >= 0
+    if has.any():
+        bad = bad | (has & fn(np.maximum(m.partner, 0)))
+    return bad
+
+
+def too_soon(v: View, m: Moves) -> np.ndarray:
+    """A client changed home less than ``min_residence`` ago."""
+    return _both(v, m, lambda i: v.now - v.since[i] < v.s.min_residence)
+
+
+def swapped_recently(v: View, m: Moves) -> np.ndarray:
+    """A client took part in a swap less than ``swap_consider_period`` periods ago."""
+    wait = v.s.swap_consider_period * v.s.rebalance_period
+    return _both(v, m, lambda i: v.now - v.swapped[i] < wait - 1e-9)
+
+
+def outside_allowed_nodes(v: View, m: Moves) -> np.ndarray:
+    """The destination is outside the client's allowed nodes (numa.nodeAffinity)."""
+    bad = ~v.allowed[m.idx, m.dst]
+    has = m.partner >= 0
+    return bad | (has & ~v.allowed[np.maximum(m.partner, 0), m.src])
+
+
+def breaks_reservation(v: View, m: Moves) -> np.ndarray:
+    """A node could not honour the reservations homed on it after the move."""
+    has = m.partner >= 0
+    pr = np.where(has, v.res[np.maximum(m.partner, 0)], 0.0)
+    dst_bad = v.reserved[m.dst] + v.res[m.idx] - pr > v.cores[m.dst] + 1e-9
+    src_bad = v.reserved[m.src] - v.res[m.idx] + pr > v.cores[m.src] + 1e-9
+    return dst_bad | (has & src_bad)
+
+
+def would_thrash(v: View, m: Moves) -> np.ndarray:
+    """The move overshoots: it leaves the destination busier than the source, and the
+    imbalance after exceeds ``mig_thrash_threshold`` of the imbalance before.
+
+    Thrashing is a client bounced back and forth, which needs the pair's order to flip.
+    A move that leaves the source at least as loaded cannot be undone by the next
+    period, so it need only pass ``mig_threshold`` -- read literally for every move, the
+    rule would forbid the first of the several moves a large imbalance needs (one
+    busy VM cannot halve a 125 % imbalance)."""
+    flips = m.load_dst_after > m.load_src_after + 1e-12
+    return flips & (m.imb_after > v.s.mig_thrash_threshold * m.imb_before + 1e-12)
+
+
+def gain_below_mig_threshold(v: View, m: Moves) -> np.ndarray:
+    """The move cuts the imbalance by less than ``mig_threshold``."""
+    return m.gain < v.s.mig_threshold
+
+
+def over_core_cap(v: View, m: Moves) -> np.ndarray:
+    """The move adds load to a destination that would then exceed ``core_cap_ratio`` at
+    its recent peak (a swap of equals adds none)."""
+    adds = m.peak_dst_after > v.peak_loads[m.dst] + 1e-12
+    return adds & (m.peak_dst_after > v.s.core_cap_ratio)
+
+
+def creates_imbalance(v: View, m: Moves) -> np.ndarray:
+    """The move would leave an imbalance the balancer would undo next period."""
+    if not v.s.affinity_respects_balance and m.reason is Reason.AFFINITY:
+        return np.zeros(m.idx.size, bool)
+    limit = max(m.imb_before, v.s.mig_imbalance_threshold)
+    return (m.imb_after >= limit) & (m.max_after >= v.s.balance_min_load)
+
+
+def locality_gain_too_small(v: View, m: Moves) -> np.ndarray:
+    """Fewer than ``locality_mig_min_gain`` points of memory would become local."""
+    return locality_gain(v, m) < v.s.locality_mig_min_gain
+
+
+def no_net_benefit(v: View, m: Moves) -> np.ndarray:
+    """What the move gains (locality, affinity, closeness) does not outweigh what it
+    loses: a locality move must not cost more affinity than it brings memory home."""
+    bad = score(v, m) <= 0
+    if m.reason is Reason.AFFINITY:
+        bad |= affinity_gain(v, m) <= 0
+    return bad
+
+
+def peaks_unknown(v: View, m: Moves) -> np.ndarray:
+    """Less than ``affinity_peak_window`` has been observed, so the destination's peak
+    load -- which a move toward memory or a partner must fit -- is not known yet."""
+    return np.full(m.idx.size, not v.peaks_known)
+
+
+Filter = Callable[[View, Moves], np.ndarray]
+COMMON: tuple[Filter, ...] = (too_soon, outside_allowed_nodes, breaks_reservation)
+FILTERS: dict[Reason, tuple[Filter, ...]] = {
+    Reason.BALANCE: (*COMMON, would_thrash, gain_below_mig_threshold),
+    Reason.LOCALITY: (*COMMON, locality_gain_too_small, no_net_benefit, peaks_unknown,
+                      over_core_cap, creates_imbalance),
+    Reason.AFFINITY: (*COMMON, no_net_benefit, peaks_unknown, over_core_cap,
+                      creates_imbalance),
+}
+
+
+# --- scores ---------------------------------------------------------------------------
+
+def balance_gain(v: View, m: Moves) -> np.ndarray:
+    """Percentage points of imbalance removed."""
+    return 100.0 * m.gain
+
+
+def locality_gain(v: View, m: Moves) -> np.ndarray:
+    """Points of memory that become local (both clients of a swap; negative: lost)."""
+    g = v.mem_frac[m.idx, m.dst] - v.mem_frac[m.idx, m.src]
+    has = m.partner >= 0
+    p = np.maximum(m.partner, 0)
+    g = g + np.where(has, v.mem_frac[p, m.src] - v.mem_frac[p, m.dst], 0.0)
+    return 100.0 * g
+
+
+def _group_gain(v: View, group: np.ndarray, i: np.ndarray, frm: int, to: int,
+                counts: np.ndarray, per: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
+    g = group[i]
+    ok = g >= 0
+    if not ok.any():
+        return np.zeros(i.size)
+    rows = counts[np.maximum(g, 0)].astype(float)
+    rows[np.arange(i.size), frm] -= 1          # the client itself
+    return np.where(ok, per(rows, to) - per(rows, frm), 0.0)
+
+
+def affinity_gain(v: View, m: Moves) -> np.ndarray:
+    """Share of the client's group that it would sit with, gained by the move."""
+    if (v.aff < 0).all():
+        return np.zeros(m.idx.size)
+    counts = v.group_counts(v.aff)
+
+    def share(rows: np.ndarray, node: int) -> np.ndarray:
+        return rows[:, node] / np.maximum(rows.sum(axis=1), 1.0)
+
+    g = _group_gain(v, v.aff, m.idx, m.src, m.dst, counts, share)
+    if m.swaps:
+        has = m.partner >= 0
+        g = g + np.where(has, _group_gain(v, v.aff, np.maximum(m.partner, 0), m.dst, m.src,
+                                          counts, share), 0.0)
+    return g
+
+
+def closeness_gain(v: View, m: Moves) -> np.ndarray:
+    """SLIT distance to the client's vNUMA siblings saved by the move (mean)."""
+    if (v.vm < 0).all():
+        return np.zeros(m.idx.size)
+    counts = v.group_counts(v.vm)
+
+    def mean_dist(rows: np.ndarray, node: int) -> np.ndarray:
+        return rows @ v.distance[node] / np.maximum(rows.sum(axis=1), 1.0)
+
+    return -_group_gain(v, v.vm, m.idx, m.src, m.dst, counts, mean_dist)
+
+
+def score(v: View, m: Moves) -> np.ndarray:
+    s = v.s.locality_weight_mem * locality_gain(v, m)
+    if m.reason in (Reason.BALANCE, Reason.SWAP):
+        s = s + v.s.balance_weight * balance_gain(v, m)
+    s = s + v.s.locality_weight_action_affinity * affinity_gain(v, m)
+    s = s + v.s.wide_distance_weight * closeness_gain(v, m)
+    if m.reason is Reason.FAIRNESS:
+        # the longest-owed client goes first, so clients take turns
+        s = s + FAIRNESS_URGENCY * v.owed[m.idx]
+    # Among equals, prefer the nearer destination (its remote pages cost less until moved).
+    return s - 1e-3 * v.distance[m.src, m.dst]
