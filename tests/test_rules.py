@@ -18,7 +18,7 @@ from homenode.settings import Settings
 P = 1000  # pages
 
 
-ESXI_RULES = Settings(balance_min_load=0.0, affinity_peak_window=0.0)
+ESXI_RULES = Settings(balance_min_load=0.0, balance_persistence=1, affinity_peak_window=0.0)
 
 
 def decide(rows, time=100.0, settings=None, nodes=2):
@@ -93,10 +93,25 @@ def test_no_load_move_while_no_node_is_busy():
     rows = [dict(id="a", home=0, demand=4.0, pages=[P, 0]),
             dict(id="c", home=0, demand=3.0, pages=[P, 0]),
             dict(id="b", home=1, demand=1.0, pages=[0, P])]
-    assert moves(decide(rows, settings=Settings())) == []
+    gate = Settings(balance_persistence=1)
+    assert moves(decide(rows, settings=gate)) == []
     # at 0.95 the same shape is rebalanced
     rows[0]["demand"] = 6.5
-    assert [m.client for m in moves(decide(rows, settings=Settings()))] == ["c"]
+    assert [m.client for m in moves(decide(rows, settings=gate))] == ["c"]
+
+
+def test_imbalance_must_persist_unless_a_node_is_overcommitted():
+    # 0.95 vs 0.10: busy but not overcommitted -> wait balance_persistence periods
+    rows = [dict(id="a", home=0, demand=6.5, pages=[P, 0]),
+            dict(id="c", home=0, demand=3.0, pages=[P, 0]),
+            dict(id="b", home=1, demand=1.0, pages=[0, P])]
+    s = Settings(balance_persistence=3)
+    pol = EsxiPolicy(s)
+    first = [k for k in range(5) if moves(pol.decide(snap(topo(), rows, 100.0 + 2 * k)))]
+    assert first[0] == 2
+    # 1.15 vs 0.10: overcommitted -> at once
+    rows[0].update(demand=8.5, vcpus=10)
+    assert moves(EsxiPolicy(s).decide(snap(topo(), rows, 100.0)))
 
 
 def test_recently_moved_client_stays_put():

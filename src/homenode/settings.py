@@ -57,6 +57,11 @@ class Settings:
         "Load moves and load swaps are made only while the busiest node's load is at "
         "least this. Below it every client gets the CPU it wants, and moving one only "
         "trades its memory locality for nothing. 0 = balance always, as ESXi.", 0.0, 10.0)
+    balance_persistence: int = _s(
+        10, "periods", "(none; ESXi acts on one period's figures)",
+        "Unless a node is overcommitted (its clients short of CPU now), load moves start "
+        "only once the nodes have been imbalanced and busy for this many periods in a "
+        "row, so a spike that passes in seconds moves nothing.", 1, 1000)
     balance_weight: float = _s(
         1.0, "score per %", "(implicit)",
         "Score of one percentage point of imbalance removed by a move.", 0.0, 1000.0)
@@ -187,6 +192,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "homenode": {},
     "esxi-default": {
         "balance_min_load": 0.0,
+        "balance_persistence": 1,
         "load_smoothing": 0.0,
         "min_residence": 0.0,
         "affinity_peak_window": 0.0,

@@ -31,6 +31,7 @@ class EsxiPolicy:
         self._owed = Counter(0.0)
         self._swapped = Counter(-math.inf)
         self._smooth = Smoother(self.s.load_smoothing)
+        self._imbalanced_for = 0
 
     def decide(self, snap: Snapshot) -> Decision:
         d = Decision()
@@ -47,7 +48,10 @@ class EsxiPolicy:
             # Rebalancing weighs the smoothed demand; fairness compares what a client
             # received with what it is owed now.
             ent_avg = entitlements(snap, cap, shares, res, demand=smooth)
-            rebalance(self._view(snap, home, ent, ent_avg, cap, res), d)
+            view = self._view(snap, home, ent, ent_avg, cap, res)
+            self._imbalanced_for = self._imbalanced_for + 1 if view.imbalanced() else 0
+            view.imbalanced_for = self._imbalanced_for
+            rebalance(view, d)
             self._periods += 1
 
         dt = 0.0 if self._last_call is None else snap.time - self._last_call

@@ -39,16 +39,25 @@ class View:
     swapped: np.ndarray     # time of the client's last swap
     owed: np.ndarray        # consecutive periods the client was owed CPU
     peaks_known: bool = True   # a whole affinity_peak_window has been observed
+    imbalanced_for: int = 1    # periods in a row the nodes needed balance, this one included
 
     def imbalance(self) -> float:
         live = self.loads[self.cores > 0]
         return float(live.max() - live.min()) if live.size > 1 else 0.0
 
-    def needs_balance(self) -> bool:
+    def imbalanced(self) -> bool:
         """Imbalanced beyond the threshold, with the busiest node busy enough to matter."""
         live = self.loads[self.cores > 0]
         return (self.imbalance() >= self.s.mig_imbalance_threshold
                 and live.size > 0 and float(live.max()) >= self.s.balance_min_load)
+
+    def needs_balance(self) -> bool:
+        """Imbalanced now, and either some node is overcommitted (its clients are short
+        of CPU this very second) or it has lasted ``balance_persistence`` periods."""
+        if not self.imbalanced():
+            return False
+        contended = float(self.loads[self.cores > 0].max()) > 1.0 + 1e-9
+        return contended or self.imbalanced_for >= self.s.balance_persistence
 
     def group_counts(self, group: np.ndarray) -> np.ndarray:
         """(G, N) number of each group's clients homed on each node."""

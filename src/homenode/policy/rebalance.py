@@ -140,7 +140,7 @@ def rebalance(v: View, decision: Decision) -> None:
         picked = evaluate(v, fairness_candidates(v), notes)
         if picked is None and v.needs_balance():
             picked = evaluate(v, balance_candidates(v), notes)
-        if picked is None and not v.needs_balance():
+        if picked is None and not v.imbalanced():
             picked = evaluate(v, locality_candidates(v) + affinity_candidates(v), notes)
         if picked is None and swap_turn:
             picked = evaluate(v, swap_candidates(v), notes)

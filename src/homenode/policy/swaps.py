@@ -35,7 +35,7 @@ LOCALITY_SWAP_FILTERS = (*COMMON, swapped_recently, locality_gain_too_small, no_
 
 
 def swap_filters(v: View, m: Moves) -> tuple:
-    if v.needs_balance():
+    if v.imbalanced():
         return LOAD_SWAP_FILTERS
     return LOCALITY_SWAP_FILTERS
 
@@ -64,8 +64,8 @@ def swap_candidates(v: View) -> list[Moves]:
     ok = movable(v)
     k = v.s.swap_candidates
     out: list[Moves] = []
-    if v.needs_balance():
-        if not v.s.swap_load_enable:
+    if v.imbalanced():
+        if not (v.s.swap_load_enable and v.needs_balance()):
             return out
         mean = v.loads[live].mean()
         for src in np.flatnonzero(live & (v.loads > mean)):
