@@ -21,7 +21,9 @@ MEMORY_FILL = 0.9   # a slice should leave this much of a node for others and th
 def slices_needed(vcpus: int, mem_bytes: int, topo: Topology, prefer_ht: bool = False,
                   max_vcpus_per_node: int = 0) -> int:
     """The fewest slices so that each fits one node's cores (or threads) and memory."""
-    live = topo.cores > 0
+    # Size by the nodes a slice could live on: those with both CPUs and memory (a
+    # memoryless or CPU-less node would make every VM look wide).
+    live = (topo.cores > 0) & (topo.mem_pages > 0)
     if not live.any():
         return 1
     threads = min(len(c) for c, ok in zip(topo.cpus, live, strict=True) if ok)

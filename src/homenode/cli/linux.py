@@ -139,8 +139,13 @@ def format_topology(topo: Topology, free_pages: np.ndarray, as_json: bool = Fals
               help="How long a recommendation counts against its nodes.")
 @click.option("--sample", default="0.5s", show_default=True, metavar="DURATION",
               help="CPU load sampling time (0 = ignore current CPU load).")
+@click.option("--prefer-ht", is_flag=True, help="Size by hardware threads "
+              "(numa.vcpu.preferHT).")
+@click.option("--max-vcpus-per-node", type=int, default=0, show_default=True,
+              help="numa.vcpu.maxPerVirtualNode (0: a node's cores).")
 def place_cmd(vcpus: int, memory: str, as_json: bool, numad_compat: bool,
-              config_path: Path | None, state: Path | None, window: str, sample: str) -> None:
+              config_path: Path | None, state: Path | None, window: str, sample: str,
+              prefer_ht: bool, max_vcpus_per_node: int) -> None:
     """Recommend the home node(s) for a VM about to start."""
     from homenode.linux import advice, config
     from homenode.linux.sysfs import TopologyReader
@@ -148,6 +153,8 @@ def place_cmd(vcpus: int, memory: str, as_json: bool, numad_compat: bool,
     _require_linux()
     if vcpus <= 0:
         raise InputError("--vcpus", vcpus, "must be at least 1")
+    if max_vcpus_per_node < 0:
+        raise InputError("--max-vcpus-per-node", max_vcpus_per_node, "must not be negative")
     mem = parse_size(memory, "--memory")
     win = parse_duration(window, "--window")
     samp = parse_duration(sample, "--sample")
@@ -158,14 +165,18 @@ def place_cmd(vcpus: int, memory: str, as_json: bool, numad_compat: bool,
     now = time.time()
     with advice.locked_state(state or advice.default_state_path(), win, now) as recent:
         adv = advice.recommend(topo, node_state.free_pages, busy, recent, vcpus, mem,
-                               cfg.daemon.policy, cfg.settings)
+                               cfg.daemon.policy, cfg.settings, prefer_ht=prefer_ht,
+                               max_vcpus_per_node=max_vcpus_per_node)
         recent.append(advice.Recommendation(now, vcpus, mem, adv.nodes))
     if numad_compat:
         click.echo(adv.nodeset)
     elif as_json:
         click.echo(json.dumps({"nodes": list(adv.nodes), "nodeset": adv.nodeset,
                                "vcpus": vcpus, "memory_bytes": mem,
-                               "score": round(adv.score, 4), "detail": adv.detail}))
+                               "score": round(adv.score, 4), "detail": adv.detail,
+                               "slices": [{"node": x.node, "vcpus": x.vcpus,
+                                           "memory_bytes": x.mem_bytes}
+                                          for x in adv.slices]}))
     else:
         extra = f" (+ nodes {', '.join(map(str, adv.nodes[1:]))})" if len(adv.nodes) > 1 else ""
         click.echo(f"node {adv.nodes[0]}{extra} (score {adv.score:.3f}): {adv.detail}")

@@ -13,6 +13,10 @@ from typing import Any
 from homenode.model import Decision, MigratePages, SetHome, Snapshot
 
 log = logging.getLogger("homenode.actions")
+# The quiet set is pruned of departed clients once it holds more than this many entries
+# per present client (plus the slack): a bound, checked at no cost per tick.
+QUIET_PER_CLIENT = 4
+QUIET_SLACK = 64
 
 
 class ActionLog:
@@ -27,6 +31,10 @@ class ActionLog:
         self._quiet: set[tuple[str, int, int]] = set()
 
     def decision(self, snap: Snapshot, decision: Decision, applied: list[Any]) -> None:
+        if len(self._quiet) > QUIET_PER_CLIENT * len(snap.clients) + QUIET_SLACK:
+            # Clients that left keep no entry: churn must not grow this set.
+            present = {c.id for c in snap.clients}
+            self._quiet = {k for k in self._quiet if k[0] in present}
         results = list(applied) + [None] * (len(decision.actions) - len(applied))
         for a, r in zip(decision.actions, results, strict=False):
             fields = action_fields(snap, a, r, self.dry_run)
@@ -69,6 +77,9 @@ def action_fields(snap: Snapshot, a: SetHome | MigratePages, result: Any,
         if result is not None and not dry_run:
             out["moved"] = int(getattr(result, "moved", 0))
     out["ok"] = bool(getattr(result, "ok", True))
+    target = getattr(result, "target", "")
+    if target:
+        out["target"] = target          # PID@start time: which process, exactly
     note = getattr(result, "note", "")
     if note and note != "dry-run":
         out["note"] = note

@@ -6,6 +6,13 @@ recommendations made in the last ``window`` seconds -- kept in a small state fil
 an exclusive ``flock`` so that parallel calls (libvirt starting several VMs at once)
 see each other.  numad's ``-w`` looks at free resources only, so a burst of starts is
 told to use the same node: the VMs have not touched their memory yet.
+
+A VM too wide for one node is sized into vNUMA slices exactly as the daemon's policy
+sizes it (``homenode.vnuma.slices_needed`` and ``split``: vCPUs over a node's cores,
+memory over ``MEMORY_FILL`` of a node's memory), and the slices are placed as a set by
+the policy's own initial placement (``policy/placement.py``), on close nodes: the advice
+is where the daemon would put them, and each slice's node and size are the guest NUMA
+topology to give the VM.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from homenode.model import Client, Reason, SetHome, Snapshot, Topology
 from homenode.policy import make_policy
 from homenode.settings import Settings
 from homenode.units import PAGE_SIZE
+from homenode.vnuma import slices_needed, split
 
 DEFAULT_WINDOW = 120.0   # s: a recommendation counts against its nodes this long
 DEFAULT_SAMPLE = 0.5     # s of /proc/stat between the two CPU samples
@@ -44,10 +52,20 @@ class Recommendation:
 
 
 @dataclass(frozen=True)
+class SlicePlan:
+    """One vNUMA slice of the new VM: the guest node to give it, and where it goes."""
+
+    node: int                # kernel node id
+    vcpus: int
+    mem_bytes: int
+
+
+@dataclass(frozen=True)
 class Advice:
-    nodes: tuple[int, ...]   # kernel node ids, primary first
+    nodes: tuple[int, ...]   # kernel node ids, primary (slice 0's) first
     score: float
     detail: str
+    slices: tuple[SlicePlan, ...] = ()
 
     @property
     def nodeset(self) -> str:
@@ -124,10 +142,19 @@ def locked_state(path: Path, window: float, now: float) -> Iterator[list[Recomme
 
 # --- the recommendation -------------------------------------------------------------------
 
+def new_vm(topo: Topology, vcpus: int, mem_bytes: int, prefer_ht: bool = False,
+           max_vcpus_per_node: int = 0) -> list[Client]:
+    """The new VM as the policy would see it: one client, or its vNUMA slices."""
+    vm = Client(NEW_ID, vcpus=vcpus, mem_bytes=mem_bytes, prefer_ht=prefer_ht)
+    return split(vm, slices_needed(vcpus, mem_bytes, topo, prefer_ht, max_vcpus_per_node))
+
+
 def snapshot_for(topo: Topology, free_pages: np.ndarray, busy: np.ndarray,
-                 recent: list[Recommendation], vcpus: int, mem_bytes: int) -> Snapshot:
+                 recent: list[Recommendation], vcpus: int, mem_bytes: int,
+                 prefer_ht: bool = False, max_vcpus_per_node: int = 0) -> Snapshot:
     """The host as the policy sees it: each node's current load and each recent
-    recommendation as an unmanaged client bound there, the new VM unplaced."""
+    recommendation as an unmanaged client bound there, the new VM (or its slices)
+    unplaced."""
     index = {nid: i for i, nid in enumerate(topo.node_ids)}
     clients, home, demand = [], [], []
     free = free_pages.astype(np.int64).copy()
@@ -146,9 +173,10 @@ def snapshot_for(topo: Topology, free_pages: np.ndarray, busy: np.ndarray,
             home.append(i)
             demand.append(share)
             free[i] -= r.mem_bytes // PAGE_SIZE // len(idx)
-    clients.append(Client(NEW_ID, vcpus=vcpus, mem_bytes=mem_bytes))
-    home.append(-1)
-    demand.append(0.0)
+    for piece in new_vm(topo, vcpus, mem_bytes, prefer_ht, max_vcpus_per_node):
+        clients.append(piece)
+        home.append(-1)
+        demand.append(0.0)
     n = len(clients)
     return Snapshot(0.0, topo, tuple(clients), np.array(home, np.int64), np.zeros(n),
                     np.array(demand), np.array(demand), np.zeros((n, topo.n), np.int64),
@@ -157,31 +185,22 @@ def snapshot_for(topo: Topology, free_pages: np.ndarray, busy: np.ndarray,
 
 def recommend(topo: Topology, free_pages: np.ndarray, busy: np.ndarray,
               recent: list[Recommendation], vcpus: int, mem_bytes: int,
-              policy: str = "esxi", settings: Settings | None = None) -> Advice:
-    snap = snapshot_for(topo, free_pages, busy, recent, vcpus, mem_bytes)
+              policy: str = "esxi", settings: Settings | None = None,
+              prefer_ht: bool = False, max_vcpus_per_node: int = 0) -> Advice:
+    snap = snapshot_for(topo, free_pages, busy, recent, vcpus, mem_bytes, prefer_ht,
+                        max_vcpus_per_node)
     decision = make_policy(policy, settings).decide(snap)
-    pick = next((a for a in decision.actions if isinstance(a, SetHome)
-                 and a.client == NEW_ID and a.reason is Reason.INITIAL), None)
-    if pick is None:
+    pieces = [c for c in snap.clients if c.id == NEW_ID or c.vm == NEW_ID]
+    picks = {a.client: a for a in decision.actions if isinstance(a, SetHome)
+             and a.reason is Reason.INITIAL}
+    if any(c.id not in picks for c in pieces):
         raise InputError("--vcpus", vcpus, f"policy {policy} placed no node for this VM")
-    nodes = widen(topo, snap.free_pages, pick.dst, vcpus, mem_bytes)
-    return Advice(tuple(topo.node_ids[i] for i in nodes), pick.score, pick.detail)
-
-
-def widen(topo: Topology, free: np.ndarray, primary: int, vcpus: int, mem_bytes: int
-          ) -> list[int]:
-    """The primary node, plus the nearest nodes (SLIT distance, then free memory) until
-    their CPUs and memory hold the VM -- a stopgap for VMs wider than a node until such a
-    VM is split into per-node clients by the policy."""
-    chosen = [primary]
-    order = sorted((i for i in range(topo.n) if i != primary),
-                   key=lambda i: (topo.distance[primary, i], -int(free[i]), i))
-    cpus = len(topo.cpus[primary])
-    mem = int(topo.mem_pages[primary]) * PAGE_SIZE
-    for i in order:
-        if cpus >= vcpus and mem >= mem_bytes:
-            break
-        chosen.append(i)
-        cpus += len(topo.cpus[i])
-        mem += int(topo.mem_pages[i]) * PAGE_SIZE
-    return chosen
+    slices = tuple(SlicePlan(topo.node_ids[picks[c.id].dst], c.vcpus, c.mem_bytes)
+                   for c in pieces)
+    nodes = tuple(dict.fromkeys(s.node for s in slices))       # slice order, no repeats
+    first = picks[pieces[0].id]
+    detail = first.detail if len(pieces) == 1 else (
+        f"{len(pieces)} vNUMA slices: " + ", ".join(
+            f"{s.vcpus} vCPUs + {s.mem_bytes // PAGE_SIZE} pages on node {s.node}"
+            for s in slices))
+    return Advice(nodes, first.score, detail, slices)

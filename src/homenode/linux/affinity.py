@@ -20,31 +20,100 @@ from homenode.linux.errors import ProcessGone, SysError
 from homenode.linux.sysfs import format_cpulist
 
 
-def set_process_home(c: ProcessClient, cpus: frozenset[int], proc: str,
-                     sys: ModuleType = default_sys) -> int:
-    """Every thread of ``c`` onto ``cpus``; returns the threads set."""
-    c.verify(proc)
-    tids = procfs.list_tids(proc, c.pid)
-    first = c.set_cpus is None
-    if first:
-        # Originals are taken only before the first change: later threads inherited
-        # homenode's mask, and restore gives them the main thread's original.
-        c.orig_mask = sys.sched_getaffinity(c.pid)
-    n = 0
+def capture_originals(c: ProcessClient, proc: str, sys: ModuleType = default_sys,
+                      tids: list[int] | None = None) -> None:
+    """Keep each thread's mask before homenode's first change (for the restore on exit,
+    and for the state file's write-ahead record).  Later threads inherit homenode's mask,
+    so originals are taken only while homenode has set nothing."""
+    if c.set_cpus is not None:
+        return
+    if tids is None:
+        tids = c.list_tids(proc)
+    c.orig_mask = sys.sched_getaffinity(c.main_tid)
+    c.orig_masks = {}
     for tid in tids:
         try:
-            if first:
-                mask = sys.sched_getaffinity(tid)
-                if mask != c.orig_mask:
-                    c.orig_masks[tid] = mask
-            sys.sched_setaffinity(tid, cpus)
+            mask = sys.sched_getaffinity(tid)
         except ProcessGone:
-            continue                 # this thread exited; the process goes on
-        c.tids_set.add(tid)
-        n += 1
+            continue
+        if mask != c.orig_mask:
+            c.orig_masks[tid] = mask
+
+
+def set_process_home(c: ProcessClient, cpus: frozenset[int], proc: str,
+                     sys: ModuleType = default_sys) -> int:
+    """Every thread of ``c`` onto ``cpus``; returns the threads set.
+
+    All or nothing: if a call fails for a reason other than the thread's exit, the
+    threads already moved are put back where they were (homenode's previous CPUs, or
+    their originals) and the error is raised, so the masks agree with ``c.set_cpus``
+    again.  (If even that fails, ``settled`` tells the host to repair it later.)"""
+    c.verify(proc)
+    tids = c.list_tids(proc)
+    capture_originals(c, proc, sys, tids)
+    before = c.set_cpus
+    done: list[int] = []
+    try:
+        for tid in tids:
+            try:
+                sys.sched_setaffinity(tid, cpus)
+            except ProcessGone:
+                continue             # this thread exited; the process goes on
+            done.append(tid)
+    except SysError:
+        _put_back(c, done, before, sys)
+        raise
+    if tids and not done:
+        # Not one thread could be found: the process has exited (its stat, read a
+        # moment ago, may still be there); nothing was changed, nothing is recorded.
+        raise ProcessGone(3, f"pid {c.pid}: no thread left to set")
     c.set_cpus = cpus
-    c.tids_set &= set(tids)
-    return n
+    c.tids_set = set(done)
+    return len(done)
+
+
+def _put_back(c: ProcessClient, tids: list[int], before: frozenset[int] | None,
+              sys: ModuleType) -> None:
+    for tid in tids:
+        mask = before if before is not None else c.orig_masks.get(tid, c.orig_mask)
+        if mask is None:
+            continue
+        try:
+            sys.sched_setaffinity(tid, mask)
+        except SysError:
+            continue             # gone, or failing too: ``settled`` will say so
+
+
+def settled(c: ProcessClient, proc: str, sys: ModuleType = default_sys) -> bool:
+    """Every thread's mask is what homenode believes it is: ``c.set_cpus`` once it set
+    one, else the thread's original (threads gone meanwhile are ignored)."""
+    for tid in c.list_tids(proc):
+        want = c.set_cpus if c.set_cpus is not None else c.orig_masks.get(tid, c.orig_mask)
+        if want is None:
+            continue
+        try:
+            if sys.sched_getaffinity(tid) != want:
+                return False
+        except ProcessGone:
+            continue
+    return True
+
+
+def resettle(c: ProcessClient, proc: str, sys: ModuleType = default_sys) -> None:
+    """Make every thread's mask agree with homenode's bookkeeping again (after a failed
+    put-back): homenode's CPUs on every thread, or each thread's original."""
+    if c.set_cpus is not None:
+        set_process_home(c, c.set_cpus, proc, sys)
+        return
+    c.verify(proc)
+    for tid in c.list_tids(proc):
+        mask = c.orig_masks.get(tid, c.orig_mask)
+        if mask is None:
+            continue
+        try:
+            sys.sched_setaffinity(tid, mask)
+        except ProcessGone:
+            continue
 
 
 def follow_new_threads(c: ProcessClient, proc: str, sys: ModuleType = default_sys) -> int:
@@ -73,11 +142,11 @@ def restore_process(c: ProcessClient, proc: str, sys: ModuleType = default_sys) 
     if c.set_cpus is None or c.orig_mask is None:
         return 0
     c.verify(proc)
-    main = sys.sched_getaffinity(c.pid)
+    main = sys.sched_getaffinity(c.main_tid)
     if not main or not main <= c.set_cpus:
         return 0                     # someone else re-bound it since: theirs stands
     n = 0
-    for tid in procfs.list_tids(proc, c.pid):
+    for tid in c.list_tids(proc):
         try:
             sys.sched_setaffinity(tid, c.orig_masks.get(tid, c.orig_mask))
         except ProcessGone:
@@ -88,23 +157,44 @@ def restore_process(c: ProcessClient, proc: str, sys: ModuleType = default_sys) 
     return n
 
 
+def capture_cgroup_original(c: CgroupClient) -> None:
+    """Keep the cgroup's ``cpuset.cpus`` text before homenode's first write."""
+    if c.uses_cpuset and c.orig_cpus_text is None:
+        c.orig_cpus_text = cgroup.read_file(c.path, "cpuset.cpus").strip()
+
+
 def set_cgroup_home(c: CgroupClient, cpus: frozenset[int], proc: str,
                     sys: ModuleType = default_sys) -> int:
     if c.uses_cpuset:
-        if c.orig_cpus_text is None:
-            c.orig_cpus_text = cgroup.read_file(c.path, "cpuset.cpus").strip()
+        capture_cgroup_original(c)
         cgroup.write_file(c.path, "cpuset.cpus", format_cpulist(cpus))
         c.set_cpus = cpus
         return 1
     n = 0
-    for pid in cgroup.member_pids(c.path):
-        member = _member(c, pid, proc)
-        if member is None:
-            continue
-        try:
-            n += set_process_home(member, cpus, proc, sys)
-        except ProcessGone:
-            c.procs.pop(pid, None)
+    moved: list[tuple[ProcessClient, frozenset[int] | None]] = []
+    try:
+        for pid in cgroup.member_pids(c.path):
+            member = _member(c, pid, proc)
+            if member is None:
+                continue
+            before = member.set_cpus
+            try:
+                n += set_process_home(member, cpus, proc, sys)
+            except ProcessGone:
+                c.procs.pop(pid, None)
+                continue
+            moved.append((member, before))
+    except SysError:
+        # All members or none, as for one process: the ones moved go back.
+        for member, before in moved:
+            try:
+                if before is not None:
+                    set_process_home(member, before, proc, sys)
+                else:
+                    restore_process(member, proc, sys)
+            except SysError:
+                continue
+        raise
     c.set_cpus = cpus
     return n
 

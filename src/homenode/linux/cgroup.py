@@ -11,6 +11,7 @@ import os
 import re
 from pathlib import Path
 
+from homenode.linux import faults
 from homenode.linux.errors import ParseError, from_oserror
 from homenode.linux.procfs import read_bytes
 from homenode.linux.sysfs import parse_cpulist
@@ -33,6 +34,8 @@ def read_file(cg: Path, name: str) -> str:
 def write_file(cg: Path, name: str, text: str) -> None:
     path = str(cg / name)
     try:
+        if faults.plan is not None:
+            faults.hit("write", path)
         fd = os.open(path, os.O_WRONLY)
     except OSError as e:
         raise from_oserror(e, f"open {path}") from None
@@ -64,6 +67,8 @@ def find_root(proc: str = "/proc") -> Path | None:
 
 def children(parent: Path) -> list[Path]:
     try:
+        if faults.plan is not None:
+            faults.hit("list", str(parent))
         return sorted(parent / e.name for e in os.scandir(parent) if e.is_dir())
     except OSError as e:
         raise from_oserror(e, f"list {parent}") from None
@@ -83,9 +88,13 @@ def member_pids(cg: Path) -> list[int]:
     pids: list[int] = []
     for g in descendants(cg):
         try:
-            pids.extend(int(x) for x in read_file(g, "cgroup.procs").split())
+            text = read_file(g, "cgroup.procs")
         except OSError:
             continue
+        try:
+            pids.extend(int(x) for x in text.split())
+        except ValueError:
+            raise ParseError(f"bad cgroup.procs in {g}: {text[:40]!r}") from None
     return pids
 
 

@@ -77,6 +77,13 @@ class Tracked:
     limit: float = math.inf
     set_cpus: frozenset[int] | None = None     # what homenode set (None: never)
     version: int = 0                 # bumped when the Client model must be rebuilt
+    # Labels the policy reads (homenode.linux.groups): the VM a vNUMA slice belongs to,
+    # the affinity group, the allowed nodes (kernel ids) and preferHT.
+    vm_id: str = ""
+    group: str = ""
+    allowed_nodes: frozenset[int] | None = None
+    prefer_ht: bool = False
+    labelled: bool = False           # the config's selectors were matched once
     _cpu: tuple[float, float, float | None] | None = None   # (time, used s, waited s)
 
     def unmanage(self, why: str, cpus: frozenset[int] | None = None,
@@ -114,6 +121,7 @@ class ProcessClient(Tracked):
         self.start = info.start
         self.vm = info.vm
         self.vm_vcpus = info.vcpus
+        self.argv = info.argv
         self.tids: list[int] = []
         self.rss_pages = 0
         self.vmas: list[procfs.Vma] = []
@@ -130,8 +138,31 @@ class ProcessClient(Tracked):
         self.stuck: dict[int, tuple[float, int]] = {}
 
     @property
-    def key(self) -> tuple[int, int]:
+    def key(self) -> tuple[int, ...]:
         return (self.pid, self.start)
+
+    # The threads homenode homes, and where its memory may be moved from.  A vNUMA slice
+    # of a VM (homenode.linux.vmslice) narrows these to its vCPU threads and guest RAM.
+
+    @property
+    def main_tid(self) -> int:
+        """The thread whose CPU mask stands for the client's (checks, restore)."""
+        return self.pid
+
+    def list_tids(self, proc: str) -> list[int]:
+        """The client's threads, listed afresh."""
+        return procfs.list_tids(proc, self.pid)
+
+    @property
+    def mem_ranges(self) -> tuple[tuple[int, int], ...] | None:
+        """Address ranges holding the client's memory; None = the whole process."""
+        return None
+
+    def _status_tid(self) -> int | None:
+        return None
+
+    def _own_vmas(self, ctx: Ctx) -> list[procfs.Vma]:
+        return procfs.read_numa_maps(ctx.proc, self.pid, own_only=True)
 
     def verify(self, proc: str) -> procfs.Stat:
         """This process's stat, or ProcessGone if the PID is gone or now someone else's."""
@@ -169,7 +200,7 @@ class ProcessClient(Tracked):
 
     def _check_binding(self, ctx: Ctx) -> None:
         """Unmanage the process if someone else narrowed its CPUs or memory."""
-        status = procfs.read_status_bytes(ctx.proc, self.pid)
+        status = procfs.read_status_bytes(ctx.proc, self.pid, self._status_tid())
         main = frozenset(parse_cpulist(procfs.status_field(status, "Cpus_allowed_list"))) \
             & ctx.online
         if not self.checked:
@@ -224,7 +255,7 @@ class ProcessClient(Tracked):
         return abs(self.rss_pages - self.maps_rss) > NUMA_MAPS_RSS_DELTA * base
 
     def _read_numa_maps(self, ctx: Ctx) -> None:
-        self.vmas = procfs.read_numa_maps(ctx.proc, self.pid, own_only=True)
+        self.vmas = self._own_vmas(ctx)
         self.pages = procfs.node_pages(self.vmas)
         first = self.maps_read_at == -math.inf
         self.maps_read_at, self.maps_rss, self.maps_stale = ctx.now, self.rss_pages, False

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from homenode.errors import InputError
+from homenode.linux.groups import GroupRules, parse_rules
 from homenode.settings import Settings
 from homenode.units import MIB, parse_duration, parse_size
 
@@ -36,6 +37,7 @@ class DaemonConfig:
     migration: str = "paced"
     manage_bound: bool = False
     log_format: str = "auto"
+    state_file: str = "auto"      # "auto", "off" or a path: see docs/reliability.md
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Config:
     cgroups: CgroupRules = field(default_factory=CgroupRules)
     settings: Settings = field(default_factory=Settings)
     source: str = "(defaults)"
+    groups: GroupRules = field(default_factory=GroupRules)   # [[groups]], [[constraints]]
 
     def with_overrides(self, *, dry_run: bool | None = None,
                        interval: float | None = None) -> Config:
@@ -98,12 +101,14 @@ def parse(text: str, where: str = "(config)") -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise InputError("toml", str(e).split("\n")[0], "not valid TOML", where) from None
-    _known(raw, {"daemon", "processes", "cgroups", "settings"}, "", where)
+    _known(raw, {"daemon", "processes", "cgroups", "settings",
+                 "groups", "constraints", "auto_groups"}, "", where)
     daemon = _daemon(_table(raw, "daemon", where), where)
     procs = _processes(_table(raw, "processes", where), where)
     cgroups = _cgroups(_table(raw, "cgroups", where), where)
     settings = Settings.from_mapping(_table(raw, "settings", where), where=where)
-    return Config(daemon, procs, cgroups, settings, where)
+    return Config(daemon, procs, cgroups, settings, where,
+                  groups=parse_rules(raw, where))
 
 
 def _table(raw: dict, name: str, where: str) -> dict[str, Any]:
@@ -168,7 +173,19 @@ def _daemon(t: dict, where: str) -> DaemonConfig:
                           where),
         manage_bound=_bool(t, "manage_bound", d.manage_bound, "daemon.manage_bound", where),
         log_format=_choice(t, "log_format", d.log_format, LOG_FORMATS, "daemon.log_format",
-                           where))
+                           where),
+        state_file=_state_file(t, d.state_file, where))
+
+
+def _state_file(t: dict, default: str, where: str) -> str:
+    """``daemon.state_file``: "auto" (the default place), "off", or an absolute path."""
+    v = t.get("state_file", default)
+    if not isinstance(v, str) or not (v in ("auto", "off") or v.startswith("/")):
+        raise InputError("daemon.state_file", v, 'expected "auto", "off" or an absolute '
+                         "path", where)
+    if v.startswith("/") and (v.endswith("/") or "\0" in v):
+        raise InputError("daemon.state_file", v, "expected a file path", where)
+    return v
 
 
 def _list(t: dict, key: str, name: str, where: str) -> list:

@@ -21,12 +21,17 @@ from typing import Any
 import numpy as np
 
 from homenode import loop
+from homenode.errors import HomenodeError
 from homenode.linux import privileges
 from homenode.linux.actionlog import ActionLog
 from homenode.linux.config import Config
+from homenode.linux.errors import ParseError
 from homenode.linux.host import LinuxHost, kernel_numa_balancing
+from homenode.linux.state import StateFile
+from homenode.linux.state import default_path as state_default_path
 from homenode.linux.sysfs import format_cpulist
 from homenode.metrics import RunRecorder, summarize
+from homenode.model import Decision
 from homenode.policy import make_policy
 from homenode.report import write_run
 
@@ -53,12 +58,19 @@ def run(cfg: Config, *, duration: float = 0.0, once: bool = False, out: Path | N
     API, an exporter); ``wrap_host`` may wrap the host the loop drives (to time ticks)."""
     stop = stop or threading.Event()
     clock = loop.RealClock(stop)
+    state = open_state(cfg)
     host = LinuxHost(cfg, clock, proc_root=proc_root, sys_root=sys_root,
-                     cgroup_root=cgroup_root)
-    policy = make_policy(cfg.daemon.policy, cfg.settings)
-    host.prime()
-    privileges.check(host, cfg.daemon.dry_run, proc_root)
-    _log_start(cfg, host, proc_root)
+                     cgroup_root=cgroup_root, state=state)
+    policy = GuardedPolicy(make_policy(cfg.daemon.policy, cfg.settings))
+    try:
+        host.prime()
+        privileges.check(host, cfg.daemon.dry_run, proc_root)
+        _log_start(cfg, host, proc_root)
+    except (OSError, ParseError) as e:
+        # Before the first tick nothing has been changed: refuse to start, in one line.
+        if state is not None:
+            state.unlock()
+        raise HomenodeError(f"cannot start: {e}") from None
 
     recorder = RunRecorder() if out is not None else None
     cpu: list[float] = []
@@ -85,6 +97,8 @@ def run(cfg: Config, *, duration: float = 0.0, once: bool = False, out: Path | N
             clients, threads = host.restore()
             log.info("restored the CPU affinity of %d threads (or cpusets) in %d clients",
                      threads, clients)
+        if state is not None:
+            state.unlock()
     seconds = clock.now() - t0
     outcome = RunOutcome(ticks, seconds, cpu, None, host)
     if out is not None and recorder is not None:
@@ -92,6 +106,45 @@ def run(cfg: Config, *, duration: float = 0.0, once: bool = False, out: Path | N
         write_run(Path(out), recorder, outcome.summary, plots=plots)
         log.info("wrote %s/", out)
     return outcome
+
+
+def open_state(cfg: Config) -> StateFile | None:
+    """The state file (docs/reliability.md), locked; None when off, or when another
+    homenode holds it.  A dry run reads it (to recognise the homes a previous daemon set)
+    but never writes or locks it."""
+    if cfg.daemon.state_file == "off":
+        return None
+    path = state_default_path() if cfg.daemon.state_file == "auto" else Path(cfg.daemon.state_file)
+    state = StateFile(path)
+    if not cfg.daemon.dry_run and not state.lock():
+        return None
+    return state
+
+
+class GuardedPolicy:
+    """The policy, kept from stopping the daemon: an exception in ``decide`` (a bug on
+    some odd snapshot) is logged -- with its traceback the first time for its type --
+    and the tick goes on with no actions.  Changing nothing is always safe."""
+
+    def __init__(self, policy: Any):
+        self.policy = policy
+        self.failures = 0
+        self._seen: set[str] = set()
+
+    def decide(self, snap: Any) -> Decision:
+        try:
+            return self.policy.decide(snap)
+        except Exception as e:      # the daemon must outlive a policy bug
+            self.failures += 1
+            kind = type(e).__name__
+            if kind not in self._seen:
+                self._seen.add(kind)
+                log.exception("internal error in the policy (%s); no actions this tick",
+                              kind)
+            return Decision([], [])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.policy, name)
 
 
 def _log_start(cfg: Config, host: LinuxHost, proc_root: str) -> None:
@@ -131,5 +184,7 @@ def _summary(cfg: Config, host: LinuxHost, rec: RunRecorder, o: RunOutcome) -> d
         "dry_run": cfg.daemon.dry_run, "ticks": o.ticks,
         "interval_s": cfg.daemon.interval, "tick_cpu_ms": tick_cpu_stats(o.tick_cpu_ms),
         "pages_moved": host.stats.pages_moved, "pages_failed": host.stats.pages_failed,
-        "clients_dropped": host.stats.dropped, "errors": dict(host.stats.errors)}
+        "clients_dropped": host.stats.dropped, "errors": dict(host.stats.errors),
+        "clients_adopted": host.stats.adopted,
+        "reused_during_action": host.stats.reused_during_action}
     return s

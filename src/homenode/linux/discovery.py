@@ -6,7 +6,8 @@ stat is read once (a few microseconds each) for the size and CPU thresholds, at 
 cost per tick.  Verdicts are cached per (PID, start time), so a reused PID is judged
 afresh (at the latest one scan_interval later).  PID 1, kernel threads and homenode
 itself are never clients.  QEMU VMs are recognised by their vCPU threads (``CPU n/KVM``)
-or their executable, and named by their ``-name``.
+or their executable, and named by their ``-name``.  A VM with a guest NUMA topology
+becomes one client per guest node (homenode.linux.vmslice), once its vCPU threads exist.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from homenode.linux import cgroup, procfs
+from homenode.linux import cgroup, procfs, qemu
 from homenode.linux.config import Config
 from homenode.linux.errors import ParseError, SysError
+from homenode.linux.groups import Labeler
+from homenode.linux.guestmem import GuestVm
 from homenode.units import MIB
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -27,6 +30,9 @@ VCPU_THREAD = re.compile(r"^CPU \d+/(KVM|TCG)$")
 QEMU_EXE = re.compile(r"^(qemu(-system-[\w.]+|-kvm)?|kvm)$")
 # Verdicts cached per (pid, start time)
 _NEVER, _ALWAYS, _THRESHOLD = 0, 1, 2
+# A VM with guest NUMA whose vCPU threads are not all there yet (QEMU starting) is looked
+# at again every tick, this many times, before it is taken as one client.
+VM_WAIT_SCANS = 20
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,9 @@ class ProcessInfo:
     vm: bool = False
     vcpus: int = 0        # VM: its vCPUs; 0 = count the threads
     mem_bytes: int = 0    # VM: its -m; else resident memory when found
+    argv: tuple[str, ...] = ()
+    guest: GuestVm | None = None           # a vNUMA slice: the VM's shared state ...
+    guest_node: qemu.GuestNode | None = None   # ... and the guest node it is
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,8 @@ class Discovery:
         # exits, a new process given the same PID is judged by the other rules only.
         self._explicit_start: dict[int, int] = {}
         self._own_cgroup: str | None = None
+        self._waiting: dict[int, int] = {}     # VM pid -> scans left to wait for vCPUs
+        self.labels = Labeler(cfg, proc_root)     # groups and constraints (host reads)
 
     # --- processes ------------------------------------------------------------------
 
@@ -90,14 +101,14 @@ class Discovery:
         others only when ``pid % slot[0] == slot[1]`` (thresholds, PID reuse), so that
         successive scans with k = 0..n-1 cover every process once, at an even cost."""
         n, k = slot
-        known = set(tracked)
+        known = {key[:2] for key in tracked}       # a VM's slices share (pid, start)
         found: list[ProcessInfo] = []
         seen: dict[int, _Seen] = {}
         for pid in sorted(procfs.list_pids(self.proc)):
             if pid == 1 or pid == self.self_pid:
                 continue
             entry = self._seen.get(pid)
-            if entry is not None and pid % n != k:
+            if entry is not None and pid % n != k and pid not in self._waiting:
                 seen[pid] = entry          # judged again in its own slot
                 continue
             try:
@@ -119,10 +130,9 @@ class Discovery:
             if self.parents and self._in_managed_cgroup(pid):
                 entry.verdict = _NEVER
                 continue
-            info = self._describe(pid, st, entry)
-            if info is not None:
-                found.append(info)
+            found.extend(self._describe(pid, st, entry))
         self._seen = seen
+        self._waiting = {p: w for p, w in self._waiting.items() if p in seen}
         return ScanResult(found, self.scan_cgroups(set(tracked_cgroups)))
 
     def _judge(self, pid: int, st: procfs.Stat) -> _Seen:
@@ -151,18 +161,45 @@ class Discovery:
             verdict, why = _NEVER, ""
         return _Seen(st.starttime, verdict, why, vm, st.utime + st.stime, -1.0)
 
-    def _describe(self, pid: int, st: procfs.Stat, entry: _Seen) -> ProcessInfo | None:
+    def _describe(self, pid: int, st: procfs.Stat, entry: _Seen) -> list[ProcessInfo]:
+        """The client(s) a process becomes: one, or one per guest node of a VM with a
+        guest NUMA topology; none yet while such a VM is still creating its vCPUs."""
         try:
             argv = procfs.read_cmdline(self.proc, pid)
         except SysError:
-            return None
+            return []
         vcpus = vcpu_threads(self.proc, pid)
-        vm = entry.vm or vcpus > 0
-        if vm:
-            return ProcessInfo(pid, st.starttime, qemu_name(argv) or st.comm, entry.why or "vm",
-                               True, vcpus or qemu_smp(argv),
-                               qemu_mem(argv) or st.rss_bytes)
-        return ProcessInfo(pid, st.starttime, st.comm, entry.why, False, 0, st.rss_bytes)
+        if not (entry.vm or vcpus > 0):
+            return [ProcessInfo(pid, st.starttime, st.comm, entry.why, False, 0, st.rss_bytes,
+                                tuple(argv))]
+        name = qemu_name(argv) or st.comm
+        whole = ProcessInfo(pid, st.starttime, name, entry.why or "vm", True,
+                            vcpus or qemu_smp(argv), qemu_mem(argv) or st.rss_bytes,
+                            tuple(argv))
+        layout = qemu.parse_guest_numa(argv)
+        if layout is None:
+            return [whole]
+        wanted = {v for node in layout.nodes for v in node.vcpus
+                  if v < qemu.parse_smp(argv).cpus}
+        if vcpus < len(wanted) and qemu_debug_threads(argv):
+            left = self._waiting.setdefault(pid, VM_WAIT_SCANS)
+            if left > 0:
+                self._waiting[pid] = left - 1
+                return []                  # QEMU is still starting: look again next tick
+        self._waiting.pop(pid, None)
+        if vcpus < len(wanted):
+            self.warn(f"pid:{pid}", "vnuma",
+                      f"VM {name} (pid {pid}) has {len(layout.nodes)} guest NUMA nodes but "
+                      f"{vcpus} of its {len(wanted)} vCPU threads are named CPU n/KVM "
+                      f"(QEMU needs -name ...,debug-threads=on): managed as one client")
+            return [whole]
+        guest = GuestVm(pid, layout)
+        why = entry.why or "vm"
+        return [ProcessInfo(pid, st.starttime, name,
+                            f"{why}, guest node {node.id} of {len(layout.nodes)}", True,
+                            len(node.vcpus & wanted), layout.mem_bytes(node), tuple(argv),
+                            guest, node)
+                for node in layout.nodes]
 
     def _in_managed_cgroup(self, pid: int) -> bool:
         try:
@@ -255,6 +292,12 @@ def qemu_name(argv: list[str]) -> str:
         return ""
     bare, keys = _suboptions(value)
     return keys.get("guest") or bare
+
+
+def qemu_debug_threads(argv: list[str]) -> bool:
+    """``-name ...,debug-threads=on``: QEMU names its threads (``CPU n/KVM``)."""
+    value = _option(argv, "-name")
+    return bool(value) and _suboptions(value)[1].get("debug-threads") == "on"
 
 
 def qemu_smp(argv: list[str]) -> int:

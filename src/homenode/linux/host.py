@@ -7,7 +7,9 @@ refreshes every client (dropping the ones gone or whose PID was reused), keeps t
 promise for threads born since the last tick, and returns the numpy ``Snapshot`` the
 policy decides on.  ``apply()`` carries out the policy's actions: nothing here decides
 anything.  An error on one client (ESRCH, EPERM, EACCES, EBUSY, ENOMEM, ...) never stops
-the tick for the others; each (client, kind of error) is logged once.
+the tick for the others; each (client, kind of error) is logged once and the client
+backs off (homenode.linux.guard).  With a state file (homenode.linux.state) the homes
+homenode sets survive a crash of the daemon: a restart adopts them (homenode.linux.adopt).
 """
 
 from __future__ import annotations
@@ -22,39 +24,35 @@ from typing import Protocol
 
 import numpy as np
 
-from homenode.linux import affinity, cgroup, migrate, procfs, view
+from homenode.linux import affinity, cgroup, procfs, view
 from homenode.linux import numa_syscalls as default_sys
+from homenode.linux.actions import Result, apply_one, home_changes
+from homenode.linux.adopt import Keeper
 from homenode.linux.clients import CgroupClient, Ctx, ProcessClient, Tracked
 from homenode.linux.config import Config
 from homenode.linux.discovery import Discovery
 from homenode.linux.errors import AccessDenied, ParseError, ProcessGone, SysError
+from homenode.linux.groups import with_labels
+from homenode.linux.guard import HOST, Guard
+from homenode.linux.state import StateFile
 from homenode.linux.sysfs import (
     NodeState,
     TopologyReader,
+    format_cpulist,
     read_isolated_cpus,
     read_online_cpus,
 )
-from homenode.model import Action, Client, MigratePages, SetHome, Snapshot, Topology
+from homenode.linux.vmslice import new_process_client
+from homenode.model import Action, Client, Snapshot, Topology
 
 log = logging.getLogger("homenode.linux")
-# After a whole pass over a process found none of its pages on a node movable (shared,
-# pinned, busy), that node is not scanned again for this long -- unless more of the
-# client's pages appear there -- so stuck pages cost no scan every tick.
-STUCK_BACKOFF_S = 30.0
+# Keys of unreadable clients are remembered so they are not picked up again; past this
+# many, the ones whose process has exited are forgotten (churn must not grow memory).
+IGNORED_PRUNE_AT = 1024
 
 
 class Clock(Protocol):
     def now(self) -> float: ...
-
-
-@dataclass
-class Result:
-    """What happened to one action (``ok`` is what the loop and the recorder read)."""
-
-    action: Action
-    ok: bool
-    note: str = ""
-    moved: int = 0          # pages moved by a MigratePages
 
 
 @dataclass
@@ -63,12 +61,15 @@ class HostStats:
     pages_failed: int = 0
     errors: Counter = field(default_factory=Counter)      # kind of error -> count
     dropped: int = 0        # clients gone (exited or PID reused)
+    adopted: int = 0        # clients whose home a previous daemon set, taken over
+    reused_during_action: int = 0   # PID found reused right after an action on it
 
 
 class LinuxHost:
     def __init__(self, cfg: Config, clock: Clock, *, proc_root: str = "/proc",
                  sys_root: str | Path = "/sys", cgroup_root: Path | None = None,
-                 sys: ModuleType = default_sys, self_pid: int | None = None):
+                 sys: ModuleType = default_sys, self_pid: int | None = None,
+                 state: StateFile | None = None):
         self.cfg = cfg
         self.clock = clock
         self.dry_run = cfg.daemon.dry_run
@@ -80,20 +81,23 @@ class LinuxHost:
                                                if cfg.cgroups.parents else None)
         self.cgroup_root = cgroup_root
         self.topology_reader = TopologyReader(sys_root)
+        self.stats = HostStats()
+        self.guard = Guard(log, self.stats.errors)
         self.discovery = Discovery(cfg, proc_root, cgroup_root,
                                    os.getpid() if self_pid is None else self_pid,
                                    warn=self.warn_once)
         self.procs: dict[tuple[int, int], ProcessClient] = {}
         self.cgroups: dict[str, CgroupClient] = {}
         self.ignored: set[object] = set()        # keys never to be picked up again
-        self.stats = HostStats()
-        self._warned: set[tuple[str, str]] = set()
+        self.unsettled: set[tuple[int, int]] = set()   # masks to repair (failed put-back)
+        self.keeper = Keeper(state, proc_root, sys, clock.now, not self.dry_run, cgroup_root)
         self._ticks = 0
         # Every process is re-read once per scan_interval, a slice of them each tick.
         self._slots = max(1, round(cfg.daemon.scan_interval / cfg.daemon.interval))
         self._topology: Topology | None = None
         self._online: frozenset[int] = frozenset()
         self._usable: frozenset[int] = frozenset()
+        self._recheck_cpus = False          # a read of online/isolated CPUs failed
         self._mem_nodes: frozenset[int] = frozenset()
         self._models_key: tuple = ()
         self._models: tuple[Client, ...] = ()
@@ -116,25 +120,32 @@ class LinuxHost:
             if self._last_state is None:
                 raise
             # A node or CPU going away mid-read: keep the last good view for this tick.
-            self.warn_once("host", "topology", f"reading the topology failed: {e}")
+            self.warn_once(HOST, "topology", f"reading the topology failed: {e}")
             state = self._last_state
         topo = state.topology
-        if state.changed or self._topology is None:
+        if state.changed or self._topology is None or self._recheck_cpus:
             self._topology_changed(topo)
         slot = (self._slots, self._ticks % self._slots)
         self._ticks += 1
         ctx = self._ctx = self._make_ctx(now, slot)
         self._scan(ctx, slot)
         for key, c in list(self.procs.items()):
-            self._guard(c, key, lambda c=c: self._refresh_process(c, ctx, topo))
+            if not self.guard.cooling(key, now):
+                self._guard(c, key, lambda c=c: self._refresh_process(c, ctx, topo))
         for key, g in list(self.cgroups.items()):
-            self._guard(g, key, lambda g=g: self._refresh_cgroup(g, ctx, topo))
+            if not self.guard.cooling(key, now):
+                self._guard(g, key, lambda g=g: self._refresh_cgroup(g, ctx, topo))
+        self.keeper.save(self._tracked())
         return self._build(now, topo, state.free_pages)
 
     def apply(self, actions: list[Action]) -> list[Result]:
         topo = self._topology
         ctx = self._ctx
-        by_id: dict[str, Tracked] = {c.id: c for c in self._tracked()}
+        tracked = self._tracked()
+        by_id: dict[str, Tracked] = {c.id: c for c in tracked}
+        if topo is not None and ctx is not None:
+            self.keeper.write_ahead(home_changes(self, actions, by_id, topo, ctx.now),
+                                    tracked)
         out = []
         for a in actions:
             c = by_id.get(a.client)
@@ -145,8 +156,16 @@ class LinuxHost:
                 out.append(Result(a, False, f"no node index {a.dst}"))
                 continue
             key = c.key  # type: ignore[attr-defined]
-            out.append(self._guard(c, key, lambda c=c, a=a: self._apply_one(c, a, topo, ctx),
+            wait = self.guard.cooling(key, ctx.now)
+            if wait:
+                out.append(Result(a, False, f"backing off after an error ({wait:.1f} s left)"))
+                continue
+            out.append(self._guard(c, key, lambda c=c, a=a: apply_one(self, c, a, topo, ctx),
                                    on_error=lambda e, a=a: Result(a, False, str(e))))
+        if self.keeper.pending:
+            self.keeper.pending.clear()
+            self.keeper.dirty = True
+        self.keeper.save(tracked)
         return out
 
     def next_wakeup(self) -> float | None:
@@ -172,42 +191,82 @@ class LinuxHost:
                 continue
             clients += n > 0
             threads += n
-        return clients, threads
+        clients_c, threads_c = self.keeper.restore_carried(self._topology)
+        self.keeper.save(self._tracked())
+        return clients + clients_c, threads + threads_c
 
     # --- errors ---------------------------------------------------------------------
 
     def warn_once(self, key: str, kind: str, message: str) -> None:
-        self.stats.errors[kind] += 1
-        if (key, kind) not in self._warned:
-            self._warned.add((key, kind))
-            log.warning("%s", message)
+        self.guard.warn_once(key, kind, message)
 
     def _guard(self, c: Tracked, key: object, fn, on_error=None):
-        """Run ``fn`` for one client; sort any error into drop / unmanage / retry."""
+        """Run ``fn`` for one client; sort any error into drop / unmanage / back off."""
+        now = self.clock.now()
         try:
             return fn()
         except ProcessGone as e:
-            self._drop(key)
-            log.info("client %s (%s) gone: %s", c.name, c.id, e)
+            if self._still_there(c):
+                # ESRCH/ENOENT from one call (a thread, a file) while the process itself
+                # lives on: dropping it would lose homenode's bookkeeping of it.
+                self.failed(c, key, now, "ProcessGone", e)
+                self._check_settled(c)
+            else:
+                self._drop(key)
+                log.info("client %s (%s) gone: %s", c.name, c.id, e)
             return on_error(e) if on_error else None
         except AccessDenied as e:
             if c.managed:
                 c.unmanage(f"not permitted: {e}")
+                self.keeper.dirty = True
             self.warn_once(c.id, type(e).__name__, f"{c.name} ({c.id}): {e}; left unmanaged")
             return on_error(e) if on_error else None
         except (SysError, ParseError) as e:
-            self.warn_once(c.id, type(e).__name__, f"{c.name} ({c.id}): {e}")
+            self.failed(c, key, now, type(e).__name__, e)
+            self._check_settled(c)
             return on_error(e) if on_error else None
         except Exception as e:   # a bug must not stop the tick for every other client
-            if (c.id, "internal") not in self._warned:
+            if not self.guard.warned(c.id, "internal"):
                 log.exception("internal error on %s (%s)", c.name, c.id)
-            self.warn_once(c.id, "internal", f"{c.name} ({c.id}): internal error: {e!r}")
+            self.failed(c, key, now, "internal", e)
+            self._check_settled(c)
             return on_error(e) if on_error else None
+
+    def failed(self, c: Tracked, key: object, now: float, kind: str, e: Exception) -> None:
+        delay = self.guard.failed(key, now)
+        self.warn_once(c.id, kind, f"{c.name} ({c.id}): {e}; backing off {delay:g} s "
+                                   f"(further {kind} errors of this client not logged)")
+
+    def _still_there(self, c: Tracked) -> bool:
+        if isinstance(c, ProcessClient):
+            try:
+                c.verify(self.proc)
+            except SysError:
+                return False
+            return True
+        return isinstance(c, CgroupClient) and c.path.is_dir()
+
+    def _check_settled(self, c: Tracked) -> None:
+        """After an error the threads' masks may disagree with the bookkeeping (an
+        affinity change failed half-way and so did its put-back): if so, they are
+        repaired at the client's next refresh.  Costs a few calls, on errors only."""
+        if not isinstance(c, ProcessClient) or c.key in self.unsettled or \
+                c.key not in self.procs or not c.managed:
+            return
+        try:
+            ok = affinity.settled(c, self.proc, self.sys)
+        except SysError:
+            return
+        if not ok:
+            self.unsettled.add(c.key)
 
     def _drop(self, key: object) -> None:
         self.stats.dropped += 1
-        self.procs.pop(key, None)  # type: ignore[arg-type]
-        self.cgroups.pop(key, None)  # type: ignore[arg-type]
+        c = self.procs.pop(key, None) or self.cgroups.pop(key, None)  # type: ignore[arg-type]
+        self.unsettled.discard(key)  # type: ignore[arg-type]
+        if c is not None:
+            self.guard.forget(key, c.id)
+            self.keeper.dirty = self.keeper.dirty or c.set_cpus is not None
 
     # --- reading --------------------------------------------------------------------
 
@@ -218,11 +277,22 @@ class LinuxHost:
 
     def _topology_changed(self, topo: Topology) -> None:
         self._topology = topo
+        self._recheck_cpus = False
+        node_cpus = frozenset(c for cpus in topo.cpus for c in cpus)
         try:
             self._online = read_online_cpus(self.sys_root)
         except FileNotFoundError:
-            self._online = frozenset(c for cpus in topo.cpus for c in cpus)
-        self._usable = self._online - read_isolated_cpus(self.sys_root)
+            self._online = node_cpus
+        except (OSError, ParseError) as e:
+            # The nodes' cpulists (just read) list the online CPUs; read again next tick.
+            self.warn_once(HOST, "topology", f"reading the online CPUs failed: {e}")
+            self._online, self._recheck_cpus = node_cpus, True
+        try:
+            isolated = read_isolated_cpus(self.sys_root)
+        except (OSError, ParseError) as e:
+            self.warn_once(HOST, "topology", f"reading the isolated CPUs failed: {e}")
+            isolated, self._recheck_cpus = self._online - self._usable, True
+        self._usable = self._online - isolated
         self._mem_nodes = frozenset(nid for nid, m in zip(topo.node_ids, topo.mem_pages,
                                                           strict=True) if m > 0)
 
@@ -231,13 +301,17 @@ class LinuxHost:
             found = self.discovery.scan(ctx.now, list(self.procs) + [
                 k for k in self.ignored if isinstance(k, tuple)], list(self.cgroups), slot)
         except OSError as e:
-            self.warn_once("host", "scan", f"scanning for clients failed: {e}")
+            self.warn_once(HOST, "scan", f"scanning for clients failed: {e}")
             return
+        topo = self._topology
         for info in found.processes:
-            c = ProcessClient(info, ctx.now)
+            c = new_process_client(info, ctx.now)     # a VM with guest NUMA: its slices
             self.procs[c.key] = c
             log.info("client %s (%s): %s%s", c.name, c.id, info.why,
                      f", VM with {info.vcpus} vCPUs" if info.vm else "")
+            if topo is not None:
+                self._guard(c, c.key, lambda c=c: self._adopted(
+                    c, self.keeper.found_process(c, topo)))
         for cg in found.cgroups:
             if cg.rel in self.ignored:
                 continue
@@ -248,19 +322,41 @@ class LinuxHost:
                 continue
             self.cgroups[g.key] = g
             log.info("client %s (%s): child of %s", g.name, g.id, cg.path.parent.name)
+            if topo is not None:
+                self._guard(g, g.key, lambda g=g: self._adopted(
+                    g, self.keeper.found_cgroup(g, topo)))
         for i, g in enumerate(self.cgroups.values()):
             if i % slot[0] == slot[1]:
                 self._guard(g, g.key, lambda g=g: g.refresh_members(ctx))
+
+    def _adopted(self, c: Tracked, verdict: str | None) -> None:
+        if verdict in ("adopted", "completed"):
+            self.stats.adopted += 1
+            log.info("client %s (%s): %s from the state file: home node %s, CPUs %s",
+                     c.name, c.id, verdict, c.home, format_cpulist(c.set_cpus or ()))
+        elif verdict == "re-bound":
+            log.info("client %s (%s): re-bound by someone else while no homenode ran; "
+                     "its record in the state file is dropped", c.name, c.id)
+
+    def _prune_ignored(self) -> None:
+        alive = set(procfs.list_pids(self.proc))
+        self.ignored = {k for k in self.ignored
+                        if not isinstance(k, tuple) or k[0] in alive}
 
     def _unreadable(self, c: Tracked, e: AccessDenied) -> None:
         """A client homenode may not even read is dropped for good (it would fail again
         every tick)."""
         self._drop(c.key)  # type: ignore[attr-defined]
         self.ignored.add(c.key)  # type: ignore[attr-defined]
+        if len(self.ignored) > IGNORED_PRUNE_AT:
+            self._prune_ignored()
         self.warn_once(c.id, "unreadable", f"{c.name} ({c.id}): cannot read it ({e}); "
                                            f"not managed")
 
     def _refresh_process(self, c: ProcessClient, ctx: Ctx, topo: Topology) -> None:
+        if c.key in self.unsettled and not self.dry_run:
+            affinity.resettle(c, self.proc, self.sys)    # before the binding check
+            self.unsettled.discard(c.key)
         try:
             c.refresh(ctx)
         except AccessDenied as e:
@@ -301,89 +397,15 @@ class LinuxHost:
 
     def _build(self, now: float, topo: Topology, free: np.ndarray) -> Snapshot:
         tracked = self._tracked()
+        self.discovery.labels.update(tracked, now)    # affinity groups, node constraints
         key = (id(topo), *((c.id, c.version) for c in tracked))
         if key != self._models_key:
             self._models_key = key
-            self._models = tuple(view.client_model(c, topo) for c in tracked)
+            self._models = tuple(with_labels(view.client_model(c, topo), c, topo)
+                                 for c in tracked)
         return view.build_snapshot(now, topo, tracked, self._models, free)
 
     # --- actions --------------------------------------------------------------------
-
-    def _apply_one(self, c: Tracked, a: Action, topo: Topology, ctx: Ctx) -> Result:
-        if not c.managed:
-            return Result(a, False, f"unmanaged: {c.why_unmanaged}")
-        if isinstance(c, ProcessClient):
-            c.verify(self.proc)            # a reused PID is never acted on, dry run or not
-        src_id = topo.node_ids[a.src] if a.src >= 0 else None
-        dst_id = topo.node_ids[a.dst]
-        if isinstance(a, SetHome):
-            cpus = frozenset(topo.cpus[a.dst])
-            if not cpus:
-                return Result(a, False, f"node {dst_id} has no CPUs")
-            if not self.dry_run:
-                if isinstance(c, ProcessClient):
-                    affinity.set_process_home(c, cpus, self.proc, self.sys)
-                elif isinstance(c, CgroupClient):
-                    affinity.set_cgroup_home(c, cpus, self.proc, self.sys)
-            if c.home != dst_id:
-                c.home, c.home_since = dst_id, ctx.now
-            return Result(a, True, "dry-run" if self.dry_run else "")
-        if isinstance(a, MigratePages):
-            if self.dry_run or src_id is None:
-                return Result(a, True, "dry-run" if self.dry_run else "")
-            moved = self._migrate(c, src_id, dst_id, int(a.pages), ctx)
-            return Result(a, True, "", moved)
-        return Result(a, False, f"unknown action {type(a).__name__}")
-
-    def _migrate(self, c: Tracked, src: int, dst: int, budget: int, ctx: Ctx) -> int:
-        if isinstance(c, ProcessClient):
-            return self._migrate_process(c, src, dst, budget, ctx.now)
-        assert isinstance(c, CgroupClient)
-        moved = 0
-        pids = c.pids[c.pid_cursor:] + c.pids[:c.pid_cursor]
-        for k, pid in enumerate(pids):
-            if budget - moved <= 0:
-                c.pid_cursor = (c.pid_cursor + k) % max(len(c.pids), 1)
-                break
-            try:
-                if self.cfg.daemon.migration == "bulk":
-                    migrate.move_bulk(pid, src, dst, self.sys)
-                    continue
-                r = migrate.move_paced(self.proc, pid, src, dst, budget - moved,
-                                       c.cursors.get(pid, 0), None, self.sys)
-            except ProcessGone:
-                continue
-            c.cursors[pid] = r.cursor
-            moved += r.moved
-            self.stats.pages_failed += r.failed
-        self.stats.pages_moved += moved
-        return moved
-
-    def _migrate_process(self, c: ProcessClient, src: int, dst: int, budget: int,
-                         now: float) -> int:
-        stuck = c.stuck.get(src)
-        if stuck is not None and now < stuck[0] and c.pages.get(src, 0) <= stuck[1]:
-            return 0
-        if self.cfg.daemon.migration == "bulk":
-            before = c.pages.get(src, 0)
-            not_moved = migrate.move_bulk(c.pid, src, dst, self.sys)
-            c.maps_stale = True            # re-read numa_maps next tick
-            moved = max(before - not_moved, 0)
-        else:
-            r = migrate.move_paced(self.proc, c.pid, src, dst, budget, c.cursor,
-                                   c.page_size_kb(), self.sys, c.vmas_on(src))
-            c.cursor = r.cursor
-            moved = r.moved
-            self.stats.pages_failed += r.failed
-            c.pages[src] = max(c.pages.get(src, 0) - moved, 0)
-            c.pages[dst] = c.pages.get(dst, 0) + moved
-            if r.wrapped and moved == 0:
-                c.maps_stale = True        # re-read numa_maps next tick
-                c.stuck[src] = (now + STUCK_BACKOFF_S, c.pages.get(src, 0))
-            elif moved:
-                c.stuck.pop(src, None)
-        self.stats.pages_moved += moved
-        return moved
 
 
 def kernel_numa_balancing(proc_root: str = "/proc") -> bool:

@@ -21,12 +21,18 @@ import numpy as np
 
 from homenode.linux import numa_syscalls as default_sys
 from homenode.linux import procfs
+from homenode.linux.clients import CgroupClient, ProcessClient
+from homenode.linux.errors import SysError
 
 # Addresses per move_pages call: 4096 pages = 32 KiB of address and status arrays.
 CHUNK_PAGES = 4096
 # Most addresses examined per process per call (4 GiB of 4 KiB pages): bounds one
 # tick's work on a huge, sparsely populated address space; the next tick goes on.
 MAX_SCAN_PAGES = 1 << 20
+# After a whole pass over a process found none of its pages on a node movable (shared,
+# pinned, busy), that node is not scanned again for this long -- unless more of the
+# client's pages appear there -- so stuck pages cost no scan every tick.
+STUCK_BACKOFF_S = 30.0
 # Kernel-provided mappings that are never the process's memory.
 SPECIAL_MAPPINGS = ("[vvar]", "[vvar_vclock]", "[vdso]", "[vsyscall]", "[uprobes]")
 
@@ -38,14 +44,19 @@ class Moved:
     scanned: int = 0        # addresses examined
     wrapped: bool = False   # the scan went round the whole address space
     cursor: int = 0         # where the next call resumes
+    error: SysError | None = None   # the call that stopped the pass (after ``moved``)
 
 
-def movable_mappings(proc: str, pid: int, starts: set[int] | None = None
+def movable_mappings(proc: str, pid: int, starts: set[int] | None = None,
+                     ranges: tuple[tuple[int, int], ...] | None = None
                      ) -> list[procfs.Mapping]:
     """The mappings to scan: those starting at ``starts`` (the VMAs whose own pages
-    numa_maps showed on the source node), else every writable one."""
+    numa_maps showed on the source node), else every writable one.  With ``ranges`` (a
+    VM's guest node, homenode.linux.vmslice) only mappings inside them, never more."""
     maps = [m for m in procfs.read_maps(proc, pid)
             if m.path not in SPECIAL_MAPPINGS and m.end > m.start]
+    if ranges is not None:
+        maps = [m for m in maps if any(lo <= m.start and m.end <= hi for lo, hi in ranges)]
     if starts:
         chosen = [m for m in maps if m.start in starts]
         if chosen:
@@ -55,15 +66,31 @@ def movable_mappings(proc: str, pid: int, starts: set[int] | None = None
 
 def move_paced(proc: str, pid: int, src: int, dst: int, budget: int, cursor: int,
                page_kb: dict[int, int] | None = None,
-               sys: ModuleType = default_sys, starts: set[int] | None = None) -> Moved:
+               sys: ModuleType = default_sys, starts: set[int] | None = None,
+               ranges: tuple[tuple[int, int], ...] | None = None) -> Moved:
     """Move up to ``budget`` 4 KiB pages of ``pid`` from node id ``src`` to ``dst``,
     starting at address ``cursor``.  A transparent huge page moves whole, so the last
-    batch may exceed the budget by less than one huge page."""
+    batch may exceed the budget by less than one huge page.
+
+    A failing call other than the process's exit ends the pass early with ``error`` set,
+    keeping the count of the pages already moved: the caller accounts for them, then
+    reports the error."""
     out = Moved(cursor=cursor)
-    maps = movable_mappings(proc, pid, starts)
+    maps = movable_mappings(proc, pid, starts, ranges)
     if not maps or budget <= 0:
         return out
-    page_kb = page_kb or {}
+    try:
+        return _scan_and_move(out, maps, pid, src, dst, budget, cursor, page_kb or {}, sys)
+    except SysError as e:
+        if e.gone:
+            raise
+        out.error = e
+        return out
+
+
+def _scan_and_move(out: Moved, maps: list[procfs.Mapping], pid: int, src: int, dst: int,
+                   budget: int, cursor: int, page_kb: dict[int, int],
+                   sys: ModuleType) -> Moved:
     # Start with the mapping holding the cursor (or the next one), then wrap around.
     first = next((i for i, m in enumerate(maps) if m.end > cursor), 0)
     order = maps[first:] + maps[:first]
@@ -75,6 +102,7 @@ def move_paced(proc: str, pid: int, src: int, dst: int, budget: int, cursor: int
         if k == 0 and m.start <= cursor < m.end:
             a = m.start + (cursor - m.start) // step * step
         while a < m.end:
+            out.cursor = a              # resume here if a call fails in this chunk
             n = min(CHUNK_PAGES, (m.end - a) // step)
             if n <= 0:
                 break
@@ -104,3 +132,69 @@ def move_paced(proc: str, pid: int, src: int, dst: int, budget: int, cursor: int
 def move_bulk(pid: int, src: int, dst: int, sys: ModuleType = default_sys) -> int:
     """All of ``pid``'s pages on ``src`` to ``dst``; returns the pages not moved."""
     return sys.migrate_pages(pid, [src], [dst])
+
+
+# --- one client's pass -------------------------------------------------------------------
+
+def migrate_process(c: ProcessClient, src: int, dst: int, budget: int, now: float,
+                    bulk: bool, proc: str, sys: ModuleType = default_sys) -> Moved:
+    """One tick's pages of process client ``c`` from node id ``src`` to ``dst``, with its
+    bookkeeping (scan cursor, pages per node, stuck nodes) kept in step -- also when a
+    call fails half-way (``error``): the pages moved before it are accounted, and
+    numa_maps is re-read next tick to learn where every page really is."""
+    stuck = c.stuck.get(src)
+    if stuck is not None and now < stuck[0] and c.pages.get(src, 0) <= stuck[1]:
+        return Moved(cursor=c.cursor)
+    if bulk and c.mem_ranges is None:     # a vNUMA slice moves paced: not the whole VM
+        before = c.pages.get(src, 0)
+        c.maps_stale = True                # re-read numa_maps next tick, whatever happens
+        try:
+            not_moved = move_bulk(c.pid, src, dst, sys)
+        except SysError as e:
+            if e.gone:
+                raise
+            return Moved(error=e)
+        return Moved(moved=max(before - not_moved, 0))
+    r = move_paced(proc, c.pid, src, dst, budget, c.cursor, c.page_size_kb(), sys,
+                   c.vmas_on(src), c.mem_ranges)
+    c.cursor = r.cursor
+    c.pages[src] = max(c.pages.get(src, 0) - r.moved, 0)
+    c.pages[dst] = c.pages.get(dst, 0) + r.moved
+    if r.error is not None:
+        c.maps_stale = True
+    elif r.wrapped and r.moved == 0:
+        c.maps_stale = True                # re-read numa_maps next tick
+        c.stuck[src] = (now + STUCK_BACKOFF_S, c.pages.get(src, 0))
+    elif r.moved:
+        c.stuck.pop(src, None)
+    return r
+
+
+def migrate_cgroup(g: CgroupClient, src: int, dst: int, budget: int, bulk: bool, proc: str,
+                   sys: ModuleType = default_sys) -> Moved:
+    """One tick's pages of cgroup client ``g``: its members in turn, from where the last
+    tick stopped, until the budget is spent.  Members that exit are skipped."""
+    out = Moved()
+    pids = g.pids[g.pid_cursor:] + g.pids[:g.pid_cursor]
+    for k, pid in enumerate(pids):
+        if budget - out.moved <= 0:
+            g.pid_cursor = (g.pid_cursor + k) % max(len(g.pids), 1)
+            break
+        try:
+            if bulk:
+                move_bulk(pid, src, dst, sys)
+                continue
+            r = move_paced(proc, pid, src, dst, budget - out.moved, g.cursors.get(pid, 0),
+                           None, sys)
+        except SysError as e:
+            if e.gone:
+                continue
+            out.error = e
+            return out
+        g.cursors[pid] = r.cursor
+        out.moved += r.moved
+        out.failed += r.failed
+        if r.error is not None:
+            out.error = r.error
+            return out
+    return out

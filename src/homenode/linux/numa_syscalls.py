@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from homenode.linux import faults
 from homenode.linux.errors import SysError, from_errno, from_oserror
 
 # asm/unistd_64.h (x86_64) and asm-generic/unistd.h (aarch64), checked on a Debian 12 host.
@@ -46,8 +47,13 @@ def syscall_number(name: str, arch: str | None = None) -> int:
     return table[name]
 
 
-def _syscall(name: str, *args: object) -> int:
+def _syscall(name: str, *args: object, site: str = "") -> int:
     global _libc
+    if faults.plan is not None:
+        try:
+            faults.hit("syscall", site or name)
+        except OSError as e:
+            raise from_errno(e.errno or 0, name) from None
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
         _libc.syscall.restype = ctypes.c_long
@@ -93,6 +99,20 @@ def move_pages(pid: int, addrs: np.ndarray, node: int | None,
     positive return (pages not migrated, since Linux 4.17) is not an error: the
     statuses say which."""
     addrs = np.ascontiguousarray(addrs, dtype=np.uint64)
+    site = "move_pages(query)" if node is None else "move_pages(move)"
+    refused = faults.page_errno(site) if faults.plan is not None else 0
+    if refused:
+        # Injected per-page failures: every second page "could not be moved" (-errno);
+        # the others go through the real call.
+        status = np.full(addrs.size, -refused, dtype=np.int32)
+        status[1::2] = _move_pages(pid, addrs[1::2], node, flags, site)
+        return status
+    return _move_pages(pid, addrs, node, flags, site)
+
+
+def _move_pages(pid: int, addrs: np.ndarray, node: int | None, flags: int,
+                site: str) -> np.ndarray:
+    addrs = np.ascontiguousarray(addrs, dtype=np.uint64)
     count = addrs.size
     status = np.full(count, -1, dtype=np.int32)
     if count == 0:
@@ -104,13 +124,15 @@ def move_pages(pid: int, addrs: np.ndarray, node: int | None,
         nodes_arg = nodes.ctypes.data_as(ctypes.c_void_p)
     _syscall("move_pages", ctypes.c_int(pid), ctypes.c_ulong(count),
              addrs.ctypes.data_as(ctypes.c_void_p), nodes_arg,
-             status.ctypes.data_as(ctypes.c_void_p), ctypes.c_int(flags))
+             status.ctypes.data_as(ctypes.c_void_p), ctypes.c_int(flags), site=site)
     return status
 
 
 def sched_setaffinity(tid: int, cpus: Sequence[int] | frozenset[int]) -> None:
     """The CPU affinity of one *thread* (a TID; the PID alone sets only the main thread)."""
     try:
+        if faults.plan is not None:
+            faults.hit("syscall", "sched_setaffinity")
         os.sched_setaffinity(tid, cpus)
     except OSError as e:
         raise from_oserror(e, f"sched_setaffinity({tid})") from None
@@ -118,6 +140,8 @@ def sched_setaffinity(tid: int, cpus: Sequence[int] | frozenset[int]) -> None:
 
 def sched_getaffinity(tid: int) -> frozenset[int]:
     try:
+        if faults.plan is not None:
+            faults.hit("syscall", "sched_getaffinity")
         return frozenset(os.sched_getaffinity(tid))
     except OSError as e:
         raise from_oserror(e, f"sched_getaffinity({tid})") from None

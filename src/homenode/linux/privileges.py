@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from homenode.errors import HomenodeError
-from homenode.linux import procfs
+from homenode.linux import faults, procfs
 from homenode.linux.errors import AccessDenied, SysError
 
 CAP_SYS_PTRACE = 19
@@ -44,6 +44,8 @@ def real_uid(proc: str, pid: int) -> int:
 
 def can_read_numa_maps(proc: str, pid: int) -> bool:
     try:
+        if faults.plan is not None:
+            faults.hit("read", f"{proc}/{pid}/numa_maps")
         os.close(os.open(f"{proc}/{pid}/numa_maps", os.O_RDONLY))
     except PermissionError:
         return False

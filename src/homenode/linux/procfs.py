@@ -11,6 +11,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from homenode.linux import faults
 from homenode.linux.errors import ParseError, from_oserror
 from homenode.linux.sysfs import parse_cpulist
 
@@ -38,6 +39,8 @@ def read_bytes(path: str, what: str, single: bool = False) -> bytes:
     ``single``: the file is one record of less than SINGLE_READ bytes (stat, status,
     schedstat), which the kernel returns in one read: one system call fewer."""
     try:
+        if faults.plan is not None:
+            faults.hit("read", path)
         fd = os.open(path, os.O_RDONLY)
     except OSError as e:
         raise from_oserror(e, what) from None
@@ -112,12 +115,16 @@ def read_stat(proc: str, pid: int, tid: int | None = None) -> Stat:
 # --- listings -----------------------------------------------------------------------------
 
 def list_pids(proc: str) -> list[int]:
+    if faults.plan is not None:
+        faults.hit("list", proc)
     return [int(e.name) for e in os.scandir(proc) if e.name.isdigit()]
 
 
 def list_tids(proc: str, pid: int) -> list[int]:
     path = f"{proc}/{pid}/task"
     try:
+        if faults.plan is not None:
+            faults.hit("list", path)
         return [int(n) for n in os.listdir(path) if n.isdigit()]
     except OSError as e:
         raise from_oserror(e, f"list {path}") from None
@@ -331,17 +338,25 @@ def parse_numa_maps(data: bytes | str, own_only: bool = False) -> list[Vma]:
                 if not sep:
                     vma.huge = vma.huge or key == "huge"
                 elif key[0] == "N" and key[1:].isdigit():
-                    vma.nodes[int(key[1:])] = int(value)
+                    vma.nodes[int(key[1:])] = _count(value)
                 elif key == "kernelpagesize_kB":
-                    vma.page_kb = int(value)
+                    vma.page_kb = _count(value) or SYSTEM_PAGE_KB
                 elif key == "anon":
-                    vma.anon = int(value)
+                    vma.anon = _count(value)
                 elif key == "file":
                     vma.file = value
             except (ValueError, IndexError):
                 raise ParseError(f"bad numa_maps token {tok[:40]!r}") from None
         out.append(vma)
     return out
+
+
+def _count(value: str) -> int:
+    """A page count as numa_maps prints it: decimal digits (int() would also take
+    "-1", "+1", " 1" or "1_0")."""
+    if not value.isascii() or not value.isdigit():
+        raise ValueError(value)
+    return int(value)
 
 
 def read_numa_maps(proc: str, pid: int, own_only: bool = False) -> list[Vma]:

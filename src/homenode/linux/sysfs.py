@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from homenode.linux import faults
 from homenode.linux.errors import ParseError
 from homenode.model import LOCAL_DISTANCE, Topology
 from homenode.units import PAGE_SIZE
@@ -30,6 +31,8 @@ _MEMINFO_LINE = re.compile(rb"^Node\s+(\d+)\s+([A-Za-z_()]+):\s+(\d+)(?:\s+kB)?\
 
 def read_text(path: Path | str) -> str:
     """A small kernel file, whole (one read for files under a page)."""
+    if faults.plan is not None:
+        faults.hit("read", str(path))
     fd = os.open(path, os.O_RDONLY)
     try:
         chunks = []
@@ -122,6 +125,8 @@ def read_node_ids(sys_root: Path | str) -> tuple[int, ...]:
     except FileNotFoundError:
         pass
     try:
+        if faults.plan is not None:
+            faults.hit("list", str(base))
         names = os.listdir(base)
     except FileNotFoundError:
         return (0,)      # a kernel without CONFIG_NUMA: one node
@@ -230,11 +235,13 @@ class TopologyReader:
         key = (node_ids, tuple(cpus), tuple(totals))
         changed = key != self._key
         if changed or self._topology is None:
-            self._key = key
+            # The key is kept only once the new Topology is built: a failed read of the
+            # distances or SMT siblings is retried next tick, never left half-seen.
             self._topology = Topology(
                 node_ids, tuple(cpus),
                 np.array([read_core_count(root, c) for c in cpus], float),
                 np.array(totals, np.int64), read_distances(root, node_ids))
+            self._key = key
         free_arr = np.minimum(np.array(free, np.int64), self._topology.mem_pages)
         return NodeState(self._topology, free_arr, changed)
 

@@ -1,0 +1,118 @@
+"""Carrying out one policy action on one client: the host's actuation.
+
+Identity is checked right before the calls (a reused PID is never acted on) and again
+right after them (a PID freed and reused *during* the calls is counted and logged: no
+interface closes that window for sched_setaffinity or move_pages).  Pages moved before
+a failing call are accounted before the error is reported.  Nothing here decides: the
+policy did.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from homenode.linux import affinity, migrate
+from homenode.linux.clients import CgroupClient, Ctx, ProcessClient, Tracked
+from homenode.linux.errors import AccessDenied, ProcessGone
+from homenode.linux.state import Cpus
+from homenode.model import Action, MigratePages, SetHome, Topology
+
+if TYPE_CHECKING:
+    from homenode.linux.host import LinuxHost
+
+log = logging.getLogger("homenode.linux")
+
+
+@dataclass
+class Result:
+    """What happened to one action (``ok`` is what the loop and the recorder read)."""
+
+    action: Action
+    ok: bool
+    note: str = ""
+    moved: int = 0          # pages moved by a MigratePages
+    target: str = ""        # the process acted on: PID@start time (cgroups: the id)
+
+
+def target(c: Tracked) -> str:
+    """The process acted on, as PID@start time (for the action log and audits)."""
+    return f"{c.pid}@{c.start}" if isinstance(c, ProcessClient) else c.id
+
+
+def apply_one(host: LinuxHost, c: Tracked, a: Action, topo: Topology, ctx: Ctx) -> Result:
+    if not c.managed:
+        return Result(a, False, f"unmanaged: {c.why_unmanaged}")
+    if isinstance(c, ProcessClient):
+        c.verify(host.proc)            # a reused PID is never acted on, dry run or not
+    src_id = topo.node_ids[a.src] if a.src >= 0 else None
+    dst_id = topo.node_ids[a.dst]
+    note = "dry-run" if host.dry_run else ""
+    if isinstance(a, SetHome):
+        cpus = frozenset(topo.cpus[a.dst])
+        if not cpus:
+            return Result(a, False, f"node {dst_id} has no CPUs")
+        if not host.dry_run:
+            if isinstance(c, ProcessClient):
+                affinity.set_process_home(c, cpus, host.proc, host.sys)
+            elif isinstance(c, CgroupClient):
+                affinity.set_cgroup_home(c, cpus, host.proc, host.sys)
+            host.keeper.dirty = True
+            reverify(host, c)
+        if c.home != dst_id:
+            c.home, c.home_since = dst_id, ctx.now
+        return Result(a, True, note, target=target(c))
+    if isinstance(a, MigratePages):
+        if host.dry_run or src_id is None:
+            return Result(a, True, note, target=target(c))
+        bulk = host.cfg.daemon.migration == "bulk"
+        if isinstance(c, ProcessClient):
+            r = migrate.migrate_process(c, src_id, dst_id, int(a.pages), ctx.now, bulk,
+                                        host.proc, host.sys)
+        else:
+            assert isinstance(c, CgroupClient)
+            r = migrate.migrate_cgroup(c, src_id, dst_id, int(a.pages), bulk, host.proc,
+                                       host.sys)
+        host.stats.pages_moved += r.moved
+        host.stats.pages_failed += r.failed
+        reverify(host, c)
+        if r.error is not None:
+            # Pages moved before the failing call are real and accounted above; the
+            # error is sorted like any other: not permitted -> unmanaged for good,
+            # anything else -> logged once, back-off.
+            if isinstance(r.error, AccessDenied):
+                raise r.error
+            host.failed(c, c.key, ctx.now, type(r.error).__name__,  # type: ignore[attr-defined]
+                        r.error)
+            return Result(a, False, str(r.error), r.moved, target=target(c))
+        return Result(a, True, "", r.moved, target=target(c))
+    return Result(a, False, f"unknown action {type(a).__name__}")
+
+
+def home_changes(host: LinuxHost, actions: list[Action], by_id: dict[str, Tracked],
+                 topo: Topology, now: float) -> list[tuple[Tracked, Cpus]]:
+    """The home changes about to be made (for the state file's write-ahead)."""
+    out = []
+    for a in actions:
+        c = by_id.get(a.client)
+        if isinstance(a, SetHome) and c is not None and c.managed and \
+                0 <= a.dst < topo.n and topo.cpus[a.dst] and \
+                not host.guard.cooling(c.key, now):  # type: ignore[attr-defined]
+            out.append((c, frozenset(topo.cpus[a.dst])))
+    return out
+
+
+def reverify(host: LinuxHost, c: Tracked) -> None:
+    """After the calls: still the same process?  If its PID was reused meanwhile, the
+    new process may have been touched: counted and logged, and the client dropped."""
+    if not isinstance(c, ProcessClient):
+        return
+    try:
+        c.verify(host.proc)
+    except ProcessGone as e:
+        if "reused" in str(e):
+            host.stats.reused_during_action += 1
+            log.warning("pid %d was reused during an action on %s: the new process may "
+                        "have been touched (%s)", c.pid, c.name, e)
+        raise

@@ -1,0 +1,284 @@
+"""A killed daemon's work, adopted at restart; and the records the live daemon keeps.
+
+``record_*`` turn a tracked client into its state record (homenode.linux.state): what
+homenode set on it and what to put back.  ``adopt_*`` take a client found at start-up
+and the record a previous daemon left for it.  A record is keyed by (PID, start time),
+so a reused PID never matches.  It is adopted only if every thread's CPU affinity (or
+the cgroup's ``cpuset.cpus``) is one homenode set -- or one of the recorded originals,
+for threads a killed daemon had not reached yet.  The client then keeps its home (the
+node of those CPUs), its home time, and the originals to put back on exit, and it stays
+managed.  Anything else means someone re-bound it while no homenode ran: the record is
+dropped and the usual first look applies (bound by someone else, never overridden).
+
+Threads found half-way -- some on the pending CPUs of an interrupted home change, some
+still on the old ones -- are completed onto the pending CPUs: the move was decided and
+begun, and the memory may already be following it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+from homenode.linux import affinity, cgroup, procfs
+from homenode.linux.clients import CgroupClient, ProcessClient, Tracked
+from homenode.linux.discovery import ProcessInfo
+from homenode.linux.errors import ProcessGone, SysError
+from homenode.linux.state import CgroupRecord, Cpus, ProcRecord, Saved, StateFile
+from homenode.linux.sysfs import parse_cpulist
+from homenode.model import Topology
+
+log = logging.getLogger("homenode.linux")
+
+Clock = Callable[[float], float]
+
+
+def node_of(topo: Topology, cpus: Cpus | None) -> int | None:
+    """The kernel node id whose CPUs are exactly ``cpus``."""
+    if not cpus:
+        return None
+    for nid, node_cpus in zip(topo.node_ids, topo.cpus, strict=True):
+        if frozenset(node_cpus) == cpus:
+            return nid
+    return None
+
+
+# --- records ---------------------------------------------------------------------------------
+
+def record_process(c: ProcessClient, pending: Cpus | None, to_wall: Clock
+                   ) -> ProcRecord | None:
+    if not c.managed or (c.set_cpus is None and pending is None):
+        return None
+    part = c.key[2] if len(c.key) > 2 else None       # a VM slice: its guest node
+    return ProcRecord(c.pid, c.start, c.set_cpus, pending, c.orig_mask, dict(c.orig_masks),
+                      c.home, to_wall(c.home_since), part)
+
+
+def record_cgroup(g: CgroupClient, pending: Cpus | None, to_wall: Clock
+                  ) -> CgroupRecord | None:
+    if not g.managed or (g.set_cpus is None and pending is None):
+        return None
+    members = [r for m in g.procs.values()
+               if (r := record_process(m, None, to_wall)) is not None]
+    return CgroupRecord(g.rel, g.set_cpus, pending, g.orig_cpus_text, g.home,
+                        to_wall(g.home_since), members)
+
+
+# --- adoption --------------------------------------------------------------------------------
+
+def adopt_process(c: ProcessClient, rec: ProcRecord, proc: str, sys: ModuleType,
+                  topo: Topology, from_wall: Clock, act: bool = True) -> str:
+    """Restore homenode's bookkeeping of ``c`` from ``rec``; returns what happened (for
+    the log): "adopted", "completed" (threads finished onto the pending CPUs),
+    "nothing set" or "re-bound" (not adopted)."""
+    if rec.key != c.key:
+        return "re-bound"
+    ours = [m for m in (rec.pending, rec.set_cpus) if m]
+    originals = {m for m in (rec.orig_mask, *rec.orig_masks.values()) if m}
+    masks: dict[int, Cpus] = {}
+    for tid in c.list_tids(proc):           # a VM slice: its own vCPU threads
+        try:
+            masks[tid] = sys.sched_getaffinity(tid)
+        except ProcessGone:
+            continue
+    if not masks or any(m not in ours and m not in originals for m in masks.values()):
+        return "re-bound"
+    have = set(masks.values())
+    target = next((m for m in ours if m in have), None)
+    if target is None:
+        return "nothing set"          # every thread has its original: nothing to adopt
+    c.orig_mask, c.orig_masks = rec.orig_mask, dict(rec.orig_masks)
+    c.first_mask = rec.orig_mask
+    c.checked = True
+    c.set_cpus = target
+    c.tids_set = {t for t, m in masks.items() if m == target}
+    behind = [t for t in masks if t not in c.tids_set]
+    if behind and act:
+        for tid in behind:
+            try:
+                sys.sched_setaffinity(tid, target)
+            except ProcessGone:
+                continue
+            c.tids_set.add(tid)
+    c.home = node_of(topo, target)
+    c.home_since = from_wall(rec.home_since)
+    return "completed" if behind and act else "adopted"
+
+
+def adopt_cgroup(g: CgroupClient, rec: CgroupRecord, proc: str, sys: ModuleType,
+                 topo: Topology, from_wall: Clock, act: bool = True) -> str:
+    """The same for a cgroup: its ``cpuset.cpus`` must still be what homenode wrote (or,
+    without the cpuset controller, its members' affinities)."""
+    ours = [m for m in (rec.pending, rec.set_cpus) if m]
+    if g.uses_cpuset:
+        text = cgroup.read_file(g.path, "cpuset.cpus").strip()
+        current = frozenset(parse_cpulist(text)) if text else None
+        if current is None or current not in ours or _narrowed_below(g):
+            return "re-bound"
+        g.set_cpus, g.orig_cpus_text = current, rec.orig_cpus_text
+    else:
+        for m in rec.members:
+            try:
+                st = procfs.read_stat(proc, m.pid)
+            except SysError:
+                continue
+            if st.starttime != m.start:
+                continue
+            member = ProcessClient(ProcessInfo(m.pid, m.start, st.comm, "cgroup"), 0.0)
+            if adopt_process(member, m, proc, sys, topo, from_wall, act) in ("adopted",
+                                                                               "completed"):
+                g.procs[m.pid] = member
+        if not g.procs:
+            return "re-bound"
+        g.set_cpus = rec.set_cpus or rec.pending
+    g.checked = True
+    g.home = node_of(topo, g.set_cpus)
+    g.home_since = from_wall(rec.home_since)
+    return "adopted"
+
+
+def _narrowed_below(g: CgroupClient) -> bool:
+    """A descendant of ``g`` narrows its CPUs or memory: someone else bound part of it
+    (the check ``CgroupClient`` makes at its first refresh, which adoption skips because
+    ``g``'s own cpuset is homenode's)."""
+    cpus = cgroup.read_cpuset(g.path, "cpuset.cpus.effective")
+    mems = cgroup.read_cpuset(g.path, "cpuset.mems.effective")
+    for d in cgroup.descendants(g.path)[1:]:
+        dc = cgroup.read_cpuset(d, "cpuset.cpus")
+        dm = cgroup.read_cpuset(d, "cpuset.mems")
+        if (dc and cpus and not cpus <= dc) or (dm and mems and not mems <= dm):
+            return True
+    return False
+
+
+# --- the host's side of the state file -------------------------------------------------------
+
+class Keeper:
+    """Keeps the state file in step with the homes homenode sets, and hands the previous
+    daemon's records to the clients they belong to as those are found.
+
+    ``carried``: records not adopted yet (their clients not found yet, e.g. an ``auto``
+    client before its second look); kept in the file while their process lives, and put
+    back by ``restore_carried`` on a clean exit."""
+
+    def __init__(self, state: StateFile | None, proc: str, sys: ModuleType,
+                 now: Callable[[], float], write: bool, cgroup_root: Path | None = None):
+        self.state = state
+        self.proc = proc
+        self.cgroup_root = cgroup_root
+        self.sys = sys
+        self.now = now
+        self.write = write and state is not None      # never in a dry run
+        self.carried: Saved = state.load() if state is not None else Saved()
+        self.pending: dict[object, Cpus] = {}
+        self.dirty = False
+        if self.carried:
+            log.info("state file %s: %d records of a previous homenode to adopt",
+                     state.path if state else "", len(self.carried))
+
+    def to_wall(self, t: float) -> float:
+        return time.time() - (self.now() - t)
+
+    def from_wall(self, w: float) -> float:
+        return self.now() - max(0.0, time.time() - w)
+
+    # --- adoption ----------------------------------------------------------------------------
+
+    def found_process(self, c: ProcessClient, topo: Topology) -> str | None:
+        rec = self.carried.procs.pop(c.key, None)
+        if rec is None:
+            return None
+        self.dirty = True
+        return adopt_process(c, rec, self.proc, self.sys, topo, self.from_wall, self.write)
+
+    def found_cgroup(self, g: CgroupClient, topo: Topology) -> str | None:
+        rec = self.carried.cgroups.pop(g.rel, None)
+        if rec is None:
+            return None
+        self.dirty = True
+        return adopt_cgroup(g, rec, self.proc, self.sys, topo, self.from_wall, self.write)
+
+    # --- writing -----------------------------------------------------------------------------
+
+    def write_ahead(self, homes: list[tuple[Tracked, Cpus]], tracked: list[Tracked]) -> None:
+        """Before a batch of home changes: the file names their CPUs as pending (and the
+        originals of first-time clients), so a kill in the middle is still adopted."""
+        if not self.write or not homes:
+            return
+        for c, cpus in homes:
+            try:
+                if isinstance(c, ProcessClient):
+                    affinity.capture_originals(c, self.proc, self.sys)
+                elif isinstance(c, CgroupClient):
+                    affinity.capture_cgroup_original(c)
+            except SysError:
+                continue        # the action itself will meet the error and report it
+            self.pending[c.key] = cpus  # type: ignore[attr-defined]
+        self.dirty = True
+        self.save(tracked)
+
+    def save(self, tracked: list[Tracked]) -> None:
+        if not self.write or not self.dirty or self.state is None:
+            return
+        out = Saved()
+        for c in tracked:
+            key = c.key  # type: ignore[attr-defined]
+            if isinstance(c, ProcessClient):
+                r = record_process(c, self.pending.get(key), self.to_wall)
+                if r is not None:
+                    out.procs[r.key] = r
+            elif isinstance(c, CgroupClient):
+                g = record_cgroup(c, self.pending.get(key), self.to_wall)
+                if g is not None:
+                    out.cgroups[g.rel] = g
+        self._prune_carried()
+        for k, r in self.carried.procs.items():
+            out.procs.setdefault(k, r)
+        for rel, g in self.carried.cgroups.items():
+            out.cgroups.setdefault(rel, g)
+        self.state.save(out)
+        self.dirty = False
+
+    def _prune_carried(self) -> None:
+        """Forget records whose process has exited (or whose PID is someone else's)."""
+        for key in list(self.carried.procs):
+            try:
+                alive = procfs.read_stat(self.proc, key[0]).starttime == key[1]
+            except SysError:
+                alive = False
+            if not alive:
+                del self.carried.procs[key]
+        for rel in list(self.carried.cgroups):
+            if self.cgroup_root is None or not (self.cgroup_root / rel).is_dir():
+                del self.carried.cgroups[rel]
+
+    def restore_carried(self, topo: Topology | None) -> tuple[int, int]:
+        """On a clean exit, put back what a previous daemon set on processes this one
+        never found as clients (the config changed, say): homenode's promise holds."""
+        clients = threads = 0
+        if not self.write or topo is None:
+            return 0, 0
+        for key, rec in list(self.carried.procs.items()):
+            if rec.part is not None:
+                continue        # a VM slice is only put back by a daemon that found it
+            try:
+                st = procfs.read_stat(self.proc, rec.pid)
+                if st.starttime != rec.start:
+                    continue
+                c = ProcessClient(ProcessInfo(rec.pid, rec.start, st.comm, "state"), 0.0)
+                if adopt_process(c, rec, self.proc, self.sys, topo, self.from_wall) in (
+                        "adopted", "completed"):
+                    n = affinity.restore_process(c, self.proc, self.sys)
+                    clients += n > 0
+                    threads += n
+            except SysError as e:
+                if not e.gone:
+                    log.warning("restore pid %d (from the state file): %s", rec.pid, e)
+                continue
+            finally:
+                del self.carried.procs[key]
+        self.dirty = True
+        return clients, threads
