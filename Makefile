@@ -16,14 +16,14 @@ run: $(STAMP)
 	$(BIN)/homenode simulate
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
 	$(BIN)/pytest -q
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not slow and not qemu"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
 
 bench: $(STAMP)
 	$(BIN)/python bench/sim_speed.py

@@ -242,3 +242,19 @@ def test_unmanaged_client_is_counted_but_never_moved():
                 dict(id="b", home=1, demand=1.0, pages=[0, P])])
     assert [m.client for m in moves(d)] == ["free"]
     assert np.isfinite(moves(d)[0].score)
+
+
+def test_a_found_process_is_placed_by_its_memory_within_the_socket():
+    # Regression (QEMU scenario e): 4 nodes as 2 sockets (10/12/32), all of the new
+    # client's memory on node 0, node 0 busy -> node 1 (same socket), not node 2 or 3.
+    from homenode.model import Topology
+    dist = np.array([[10, 12, 32, 32], [12, 10, 32, 32], [32, 32, 10, 12], [32, 32, 12, 10]])
+    t = Topology.uniform(4, 2.0, 8 << 30, distance=dist)
+    rows = [dict(id="busy", home=0, demand=2.0, vcpus=2, pages=[10, 0, 0, 0]),
+            dict(id="new", demand=1.0, vcpus=1, pages=[50_000, 0, 0, 0])]
+    d = EsxiPolicy().decide(snap(t, rows, 0.0))
+    assert [(m.client, m.dst) for m in moves(d)] == [("new", 1)]
+    # with room on node 0 it stays with its memory
+    rows[0]["demand"] = 0.5
+    d = EsxiPolicy().decide(snap(t, rows, 0.0))
+    assert [(m.client, m.dst) for m in moves(d)] == [("new", 0)]

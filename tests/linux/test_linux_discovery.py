@@ -118,3 +118,17 @@ def test_never_the_cgroup_homenode_runs_in(proc_copy: Path):
                                          "[processes]\nauto = false\nvms = false"),
                             str(proc_copy), CGROUP, self_pid=100)
     assert [c.name for c in d.scan(0.0, [], []).cgroups] == ["pinned"]
+
+
+def test_a_process_seen_before_its_exec_is_judged_again_after_it(proc_copy: Path):
+    # Regression (found by the QEMU churn scenario): discovery looked at pid 200 between
+    # fork and exec, saw its parent's command line and rejected it for good.
+    (proc_copy / "200" / "cmdline").write_text("/usr/bin/python3\0launcher.py\0")
+    stat = proc_copy / "200" / "stat"
+    stat.write_text(stat.read_text().replace("(worker)", "(python3)"))
+    d, found = scan("[processes]\nauto = false\nvms = false\ncmdline = ['worker']", proc_copy)
+    assert found.processes == []
+    # exec: same PID and start time, new comm and command line
+    (proc_copy / "200" / "cmdline").write_text("/opt/worker\0--tag\0managed\0")
+    stat.write_text(stat.read_text().replace("(python3)", "(worker)"))
+    assert [(p.pid, p.start) for p in d.scan(1.0, [], []).processes] == [(200, 6000)]

@@ -66,6 +66,8 @@ class _Seen:
     vm: bool
     cpu_ticks: int
     at: float
+    comm: str = ""    # exec changes it: a process first seen between fork and exec
+                      # (still showing its parent's command line) is judged again
 
 
 @dataclass
@@ -115,7 +117,7 @@ class Discovery:
                 st = procfs.read_stat(self.proc, pid)
             except (SysError, ParseError):
                 continue
-            if entry is None or entry.start != st.starttime:
+            if entry is None or entry.start != st.starttime or entry.comm != st.comm:
                 entry = self._judge(pid, st)
             ticks = st.utime + st.stime
             cpu = ((ticks - entry.cpu_ticks) / CLK_TCK / (now - entry.at)
@@ -139,7 +141,7 @@ class Discovery:
         """The static part of the verdict: explicit, matching, a VM, or size-dependent."""
         r = self.rules
         if st.kernel_thread:
-            return _Seen(st.starttime, _NEVER, "", False, 0, -1.0)
+            return _Seen(st.starttime, _NEVER, "", False, 0, -1.0, st.comm)
         try:
             argv = procfs.read_cmdline(self.proc, pid)
         except SysError:
@@ -159,7 +161,7 @@ class Discovery:
             verdict, why = _THRESHOLD, "auto"
         else:
             verdict, why = _NEVER, ""
-        return _Seen(st.starttime, verdict, why, vm, st.utime + st.stime, -1.0)
+        return _Seen(st.starttime, verdict, why, vm, st.utime + st.stime, -1.0, st.comm)
 
     def _describe(self, pid: int, st: procfs.Stat, entry: _Seen) -> list[ProcessInfo]:
         """The client(s) a process becomes: one, or one per guest node of a VM with a

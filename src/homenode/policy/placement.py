@@ -7,6 +7,12 @@ more than spare cores earn.  Clients placed in the same tick count against their
 once, so a burst of simultaneous starts spreads out instead of piling onto the node that
 looked emptiest when the burst began (ESXi KB 430776, ``numad -w``).
 
+A client that already has memory (a running process homenode has just found) is drawn
+to it: each unit of SLIT distance between a node and that memory, weighted by where the
+memory is, costs ``CLOSENESS_SCALE * MEMORY_PULL``, and the node holding it earns up to
+``MEMORY_STAY`` -- so it stays by its memory, or goes to a node of the same socket,
+unless CPU headroom says otherwise.
+
 Only nodes the client may use (``allowed_nodes``) and that can honour its reservation
 beside the reservations already there are candidates.  The slices of a wide VM that
 start together are placed as a set: for each node, the VM's slices would go to it and
@@ -23,6 +29,10 @@ from homenode.model import Considered, Decision, Reason, SetHome, Snapshot
 from homenode.settings import Settings
 
 CLOSENESS_SCALE = 0.05   # headroom per SLIT unit (x wide_distance_weight)
+MEMORY_PULL = 1.0        # x CLOSENESS_SCALE per SLIT unit between a node and the memory
+                         # a client already has (an existing process found by the daemon)
+MEMORY_STAY = 0.5        # headroom a node earns for holding all of that memory: staying
+                         # copies nothing
 OVERLOAD_PENALTY = 4.0   # overcommitted cores cost this much more than spare cores earn
 
 
@@ -93,6 +103,11 @@ def _scores(snap: Snapshot, s: Settings, book: _Ledger, i: int, cpu: np.ndarray,
     c = snap.clients[i]
     score = headroom(topo.cores, book.used, topo.mem_pages, book.free, float(cpu[i]),
                      int(need[i]), s.placement_mem_weight)
+    resident = snap.pages[i]
+    if resident.sum() > 0:
+        frac = resident / resident.sum()
+        score = (score + MEMORY_STAY * frac
+                 - CLOSENESS_SCALE * MEMORY_PULL * (topo.distance @ frac - 10.0))
     allowed = snap.vectors().allowed[i]
     fits = allowed & (book.reserved + c.reservation <= topo.cores + 1e-9)
     return np.where(fits if fits.any() else allowed, score, -np.inf)
