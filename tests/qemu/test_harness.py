@@ -10,11 +10,12 @@ import time
 import tomllib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from homenode_qemu import analysis, initramfs, vm
 from homenode_qemu.guest import balancers
 from homenode_qemu.machine import four_nodes, two_nodes
-from hypothesis import given
-from hypothesis import strategies as st
 
 # --- machine layouts ------------------------------------------------------------------------
 

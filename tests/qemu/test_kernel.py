@@ -6,6 +6,7 @@ One boot per layout (module fixture); each test asserts one part of what the gue
 from __future__ import annotations
 
 import pytest
+
 from homenode_qemu import four_nodes, run_guest, run_python, two_nodes, vm
 from homenode_qemu.machine import Machine
 

@@ -8,8 +8,9 @@ Small workers keep CI short; bench/kernel_compare.py runs the issue's sizes.
 from __future__ import annotations
 
 import pytest
-from homenode_qemu import analysis, run_python, scenarios
 from qemu_support import linux_backend_missing
+
+from homenode_qemu import analysis, run_python, scenarios
 
 pytestmark = pytest.mark.qemu
 
