@@ -32,7 +32,15 @@ for m in $(cat /modules.order); do
 done
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /mnt \\
   || {{ echo "{MARK}: 9p mount of the host root failed"; poweroff -f; }}
-mount -t tmpfs -o mode=1777 tmpfs /mnt/tmp && mkdir -p /mnt/tmp/share
+# A writable /tmp for the guest, in which the host's own /tmp folders stay visible at
+# their paths (a checkout or virtualenv under /tmp must still be found there).
+mkdir -p /hosttmp && mount -o bind /mnt/tmp /hosttmp
+mount -t tmpfs -o mode=1777 tmpfs /mnt/tmp
+for d in /hosttmp/*; do
+  n=${{d#/hosttmp/}}
+  [ -d "$d" ] && [ "$n" != share ] && mkdir -p "/mnt/tmp/$n" && mount -o bind "$d" "/mnt/tmp/$n"
+done
+mkdir -p /mnt/tmp/share
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 share /mnt/tmp/share \\
   || {{ echo "{MARK}: 9p mount of the share failed"; poweroff -f; }}
 mount -t proc proc /mnt/proc; mount -t sysfs sysfs /mnt/sys; mount -t devtmpfs devtmpfs /mnt/dev
