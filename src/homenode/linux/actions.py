@@ -1,10 +1,10 @@
 """Carrying out one policy action on one client: the host's actuation.
 
-Identity is checked right before the calls (a reused PID is never acted on) and again
-right after them (a PID freed and reused *during* the calls is counted and logged: no
-interface closes that window for sched_setaffinity or move_pages).  Pages moved before
-a failing call are accounted before the error is reported.  Nothing here decides: the
-policy did.
+The process is held by a pidfd for the whole action and checked to be alive right before
+every call (homenode.linux.identity), so a reused PID is never acted on; a process that
+exits during the action is dropped, and one whose PID is reused at once is counted.
+Pages moved before a failing call are accounted before the error is reported.  Nothing
+here decides: the policy did.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from homenode.linux import affinity, migrate
 from homenode.linux.clients import CgroupClient, Ctx, ProcessClient, Tracked
 from homenode.linux.errors import AccessDenied, ProcessGone
+from homenode.linux.identity import Pinned
 from homenode.linux.state import Cpus
 from homenode.model import Action, MigratePages, SetHome, Topology
 
@@ -44,8 +45,19 @@ def target(c: Tracked) -> str:
 def apply_one(host: LinuxHost, c: Tracked, a: Action, topo: Topology, ctx: Ctx) -> Result:
     if not c.managed:
         return Result(a, False, f"unmanaged: {c.why_unmanaged}")
+    if isinstance(c, ProcessClient) and not host.dry_run:
+        # Held for the whole action: every call is made only while this very process
+        # lives (a reused PID is never acted on).
+        with Pinned(host.proc, c.pid, c.start) as pin:
+            return _apply(host, c, a, topo, ctx, pin)
     if isinstance(c, ProcessClient):
-        c.verify(host.proc)            # a reused PID is never acted on, dry run or not
+        c.verify(host.proc)            # a dry run, too, never "acts" on a reused PID
+    return _apply(host, c, a, topo, ctx, None)
+
+
+def _apply(host: LinuxHost, c: Tracked, a: Action, topo: Topology, ctx: Ctx,
+           pin: Pinned | None) -> Result:
+    alive = pin.check if pin is not None else None
     src_id = topo.node_ids[a.src] if a.src >= 0 else None
     dst_id = topo.node_ids[a.dst]
     note = "dry-run" if host.dry_run else ""
@@ -55,11 +67,11 @@ def apply_one(host: LinuxHost, c: Tracked, a: Action, topo: Topology, ctx: Ctx) 
             return Result(a, False, f"node {dst_id} has no CPUs")
         if not host.dry_run:
             if isinstance(c, ProcessClient):
-                affinity.set_process_home(c, cpus, host.proc, host.sys)
+                affinity.set_process_home(c, cpus, host.proc, host.sys, alive)
             elif isinstance(c, CgroupClient):
                 affinity.set_cgroup_home(c, cpus, host.proc, host.sys)
             host.keeper.dirty = True
-            reverify(host, c)
+            still_there(host, c, pin)
         if c.home != dst_id:
             c.home, c.home_since = dst_id, ctx.now
         return Result(a, True, note, target=target(c))
@@ -69,14 +81,14 @@ def apply_one(host: LinuxHost, c: Tracked, a: Action, topo: Topology, ctx: Ctx) 
         bulk = host.cfg.daemon.migration == "bulk"
         if isinstance(c, ProcessClient):
             r = migrate.migrate_process(c, src_id, dst_id, int(a.pages), ctx.now, bulk,
-                                        host.proc, host.sys)
+                                        host.proc, host.sys, alive)
         else:
             assert isinstance(c, CgroupClient)
             r = migrate.migrate_cgroup(c, src_id, dst_id, int(a.pages), bulk, host.proc,
                                        host.sys)
         host.stats.pages_moved += r.moved
         host.stats.pages_failed += r.failed
-        reverify(host, c)
+        still_there(host, c, pin)
         if r.error is not None:
             # Pages moved before the failing call are real and accounted above; the
             # error is sorted like any other: not permitted -> unmanaged for good,
@@ -103,16 +115,24 @@ def home_changes(host: LinuxHost, actions: list[Action], by_id: dict[str, Tracke
     return out
 
 
-def reverify(host: LinuxHost, c: Tracked) -> None:
-    """After the calls: still the same process?  If its PID was reused meanwhile, the
-    new process may have been touched: counted and logged, and the client dropped."""
-    if not isinstance(c, ProcessClient):
+def still_there(host: LinuxHost, c: Tracked, pin: Pinned | None) -> None:
+    """After the calls: the process still lives, or it exited during them (ProcessGone,
+    the client is dropped).  If its PID already belongs to a new process, that is
+    counted and logged: every call was made right after checking that the client itself
+    was alive, so only the microseconds between a check and its call were exposed."""
+    if pin is None:
         return
     try:
-        c.verify(host.proc)
-    except ProcessGone as e:
-        if "reused" in str(e):
-            host.stats.reused_during_action += 1
-            log.warning("pid %d was reused during an action on %s: the new process may "
-                        "have been touched (%s)", c.pid, c.name, e)
+        pin.check()
+    except ProcessGone:
+        try:
+            assert isinstance(c, ProcessClient)
+            c.verify(host.proc)
+        except ProcessGone as e:
+            if "reused" in str(e):
+                host.stats.reused_during_action += 1
+                log.warning("pid %d exited during an action on %s and was reused at once "
+                            "(%s); each call had checked that %s was still alive",
+                            c.pid, c.name, e, c.name)
+            raise
         raise

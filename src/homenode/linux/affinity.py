@@ -10,6 +10,7 @@ is not enabled for it -- the affinity of every thread of its processes.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from types import ModuleType
 
 from homenode.linux import cgroup, procfs
@@ -18,6 +19,8 @@ from homenode.linux.clients import CgroupClient, ProcessClient
 from homenode.linux.discovery import ProcessInfo
 from homenode.linux.errors import ProcessGone, SysError
 from homenode.linux.sysfs import format_cpulist
+
+Check = Callable[[], None]
 
 
 def capture_originals(c: ProcessClient, proc: str, sys: ModuleType = default_sys,
@@ -41,13 +44,15 @@ def capture_originals(c: ProcessClient, proc: str, sys: ModuleType = default_sys
 
 
 def set_process_home(c: ProcessClient, cpus: frozenset[int], proc: str,
-                     sys: ModuleType = default_sys) -> int:
+                     sys: ModuleType = default_sys, alive: Check | None = None) -> int:
     """Every thread of ``c`` onto ``cpus``; returns the threads set.
 
     All or nothing: if a call fails for a reason other than the thread's exit, the
     threads already moved are put back where they were (homenode's previous CPUs, or
     their originals) and the error is raised, so the masks agree with ``c.set_cpus``
-    again.  (If even that fails, ``settled`` tells the host to repair it later.)"""
+    again.  (If even that fails, ``settled`` tells the host to repair it later.)
+    ``alive`` (homenode.linux.identity) is called before every call: it raises
+    ProcessGone once the process has exited, so that no call goes to a reused TID."""
     c.verify(proc)
     tids = c.list_tids(proc)
     capture_originals(c, proc, sys, tids)
@@ -55,13 +60,15 @@ def set_process_home(c: ProcessClient, cpus: frozenset[int], proc: str,
     done: list[int] = []
     try:
         for tid in tids:
+            if alive is not None:
+                alive()
             try:
                 sys.sched_setaffinity(tid, cpus)
             except ProcessGone:
                 continue             # this thread exited; the process goes on
             done.append(tid)
     except SysError:
-        _put_back(c, done, before, sys)
+        _put_back(c, done, before, sys, alive)
         raise
     if tids and not done:
         # Not one thread could be found: the process has exited (its stat, read a
@@ -73,12 +80,14 @@ def set_process_home(c: ProcessClient, cpus: frozenset[int], proc: str,
 
 
 def _put_back(c: ProcessClient, tids: list[int], before: frozenset[int] | None,
-              sys: ModuleType) -> None:
+              sys: ModuleType, alive: Check | None = None) -> None:
     for tid in tids:
         mask = before if before is not None else c.orig_masks.get(tid, c.orig_mask)
         if mask is None:
             continue
         try:
+            if alive is not None:
+                alive()
             sys.sched_setaffinity(tid, mask)
         except SysError:
             continue             # gone, or failing too: ``settled`` will say so

@@ -14,6 +14,7 @@ memory at once, unpaced, with the writer blocked for the whole copy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -29,6 +30,8 @@ CHUNK_PAGES = 4096
 # Most addresses examined per process per call (4 GiB of 4 KiB pages): bounds one
 # tick's work on a huge, sparsely populated address space; the next tick goes on.
 MAX_SCAN_PAGES = 1 << 20
+Check = Callable[[], None]
+
 # After a whole pass over a process found none of its pages on a node movable (shared,
 # pinned, busy), that node is not scanned again for this long -- unless more of the
 # client's pages appear there -- so stuck pages cost no scan every tick.
@@ -67,20 +70,23 @@ def movable_mappings(proc: str, pid: int, starts: set[int] | None = None,
 def move_paced(proc: str, pid: int, src: int, dst: int, budget: int, cursor: int,
                page_kb: dict[int, int] | None = None,
                sys: ModuleType = default_sys, starts: set[int] | None = None,
-               ranges: tuple[tuple[int, int], ...] | None = None) -> Moved:
+               ranges: tuple[tuple[int, int], ...] | None = None,
+               alive: Check | None = None) -> Moved:
     """Move up to ``budget`` 4 KiB pages of ``pid`` from node id ``src`` to ``dst``,
     starting at address ``cursor``.  A transparent huge page moves whole, so the last
     batch may exceed the budget by less than one huge page.
 
     A failing call other than the process's exit ends the pass early with ``error`` set,
     keeping the count of the pages already moved: the caller accounts for them, then
-    reports the error."""
+    reports the error.  ``alive`` (homenode.linux.identity) is called before every
+    move_pages: it raises ProcessGone once the process has exited."""
     out = Moved(cursor=cursor)
     maps = movable_mappings(proc, pid, starts, ranges)
     if not maps or budget <= 0:
         return out
     try:
-        return _scan_and_move(out, maps, pid, src, dst, budget, cursor, page_kb or {}, sys)
+        return _scan_and_move(out, maps, pid, src, dst, budget, cursor, page_kb or {}, sys,
+                              alive or _no_check)
     except SysError as e:
         if e.gone:
             raise
@@ -88,9 +94,13 @@ def move_paced(proc: str, pid: int, src: int, dst: int, budget: int, cursor: int
         return out
 
 
+def _no_check() -> None:
+    pass
+
+
 def _scan_and_move(out: Moved, maps: list[procfs.Mapping], pid: int, src: int, dst: int,
                    budget: int, cursor: int, page_kb: dict[int, int],
-                   sys: ModuleType) -> Moved:
+                   sys: ModuleType, alive: Check) -> Moved:
     # Start with the mapping holding the cursor (or the next one), then wrap around.
     first = next((i for i, m in enumerate(maps) if m.end > cursor), 0)
     order = maps[first:] + maps[:first]
@@ -107,11 +117,13 @@ def _scan_and_move(out: Moved, maps: list[procfs.Mapping], pid: int, src: int, d
             if n <= 0:
                 break
             addrs = np.arange(a, a + n * step, step, dtype=np.uint64)
+            alive()
             where = sys.move_pages(pid, addrs, None)
             out.scanned += n
             on_src = addrs[where == src]
             if on_src.size:
                 take = min(on_src.size, -(-budget // per_page))
+                alive()
                 status = sys.move_pages(pid, on_src[:take], dst)
                 done = int(np.count_nonzero(status == dst))
                 out.moved += done * per_page
@@ -129,15 +141,19 @@ def _scan_and_move(out: Moved, maps: list[procfs.Mapping], pid: int, src: int, d
     return out
 
 
-def move_bulk(pid: int, src: int, dst: int, sys: ModuleType = default_sys) -> int:
+def move_bulk(pid: int, src: int, dst: int, sys: ModuleType = default_sys,
+              alive: Check | None = None) -> int:
     """All of ``pid``'s pages on ``src`` to ``dst``; returns the pages not moved."""
+    if alive is not None:
+        alive()
     return sys.migrate_pages(pid, [src], [dst])
 
 
 # --- one client's pass -------------------------------------------------------------------
 
 def migrate_process(c: ProcessClient, src: int, dst: int, budget: int, now: float,
-                    bulk: bool, proc: str, sys: ModuleType = default_sys) -> Moved:
+                    bulk: bool, proc: str, sys: ModuleType = default_sys,
+                    alive: Check | None = None) -> Moved:
     """One tick's pages of process client ``c`` from node id ``src`` to ``dst``, with its
     bookkeeping (scan cursor, pages per node, stuck nodes) kept in step -- also when a
     call fails half-way (``error``): the pages moved before it are accounted, and
@@ -149,14 +165,14 @@ def migrate_process(c: ProcessClient, src: int, dst: int, budget: int, now: floa
         before = c.pages.get(src, 0)
         c.maps_stale = True                # re-read numa_maps next tick, whatever happens
         try:
-            not_moved = move_bulk(c.pid, src, dst, sys)
+            not_moved = move_bulk(c.pid, src, dst, sys, alive)
         except SysError as e:
             if e.gone:
                 raise
             return Moved(error=e)
         return Moved(moved=max(before - not_moved, 0))
     r = move_paced(proc, c.pid, src, dst, budget, c.cursor, c.page_size_kb(), sys,
-                   c.vmas_on(src), c.mem_ranges)
+                   c.vmas_on(src), c.mem_ranges, alive)
     c.cursor = r.cursor
     c.pages[src] = max(c.pages.get(src, 0) - r.moved, 0)
     c.pages[dst] = c.pages.get(dst, 0) + r.moved
