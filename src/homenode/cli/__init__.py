@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import click
 
@@ -22,6 +24,10 @@ def _register() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit."""
+    # A process started in the background by a non-interactive shell inherits SIGINT
+    # ignored, and Ctrl-C (or a supervisor's SIGINT) would then never stop a simulation.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     _register()
     try:
         cli.main(args=argv, prog_name="homenode", standalone_mode=False)
