@@ -39,7 +39,10 @@ def _require_linux() -> None:
 @click.option("--no-plots", is_flag=True, help="With --out: skip the PNG plots.")
 @click.option("--log-format", type=click.Choice(["auto", "journal", "json", "text"]),
               default=None, help="Log to the journal, as JSON lines or text on stderr "
-              "(default: the config's, auto = the journal under systemd, else text).")
+              "(default: the config's daemon.log_format, auto: the journal under systemd, "
+              "else text, on a terminal and through a pipe alike).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="info", show_default=True, help="Least severe level logged.")
 @click.option("--socket", "socket_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Status API socket for `homenode top` and `explain` "
               "(default: /run/homenode/status.sock as root).")
@@ -48,7 +51,7 @@ def _require_linux() -> None:
               help="Serve Prometheus metrics there (loopback only; default: off).")
 def run_cmd(config_path: Path | None, dry_run: bool, interval: str | None,
             duration: str | None, out: Path | None, once: bool, no_plots: bool,
-            log_format: str | None, socket_path: Path | None, no_api: bool,
+            log_format: str | None, log_level: str, socket_path: Path | None, no_api: bool,
             metrics_addr: str | None) -> None:
     """Run the NUMA scheduler on this host (the simulator's control loop, for real)."""
     from homenode.linux import config, daemon
@@ -64,7 +67,7 @@ def run_cmd(config_path: Path | None, dry_run: bool, interval: str | None,
         raise InputError("--duration", duration, "must be positive")
     tick = None if interval is None else parse_duration(interval, "--interval")
     cfg = cfg.with_overrides(dry_run=dry_run, interval=tick)
-    setup_logging(log_format or cfg.daemon.log_format)
+    setup_logging(log_format or cfg.daemon.log_format, level=log_level.upper())
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set())
                 for s in (signal.SIGTERM, signal.SIGINT)}

@@ -8,8 +8,10 @@
   never blocks or kills the control loop.
 * ``json``: one JSON object per line on stderr: ts, level, logger, msg, and the extras.
 * ``text``: ``LEVEL logger: msg key=value ...`` for a terminal.
-* ``auto``: journal when stderr *is* the journal (systemd sets ``$JOURNAL_STREAM`` to
-  stderr's device:inode, see systemd.exec(5)), text on a terminal, JSON otherwise.
+* ``auto`` (the default): journal when stderr *is* the journal (systemd sets
+  ``$JOURNAL_STREAM`` to stderr's device:inode, see systemd.exec(5)), text otherwise --
+  a terminal, a pipe or a file alike, so that what an operator sees does not change with
+  ``| less``.  JSON only when asked for.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from homenode.errors import InputError
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 IDENTIFIER = "homenode"
 MODES = ("auto", "journal", "json", "text")
+LEVELS = ("debug", "info", "warning", "error")
 FIELD_PREFIX = "HOMENODE_"
 # Attributes every LogRecord has; anything else came through ``extra=``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message",
@@ -145,7 +148,7 @@ def choose_mode(mode: str, stream: TextIO | None = None) -> str:
     stream = stream or sys.stderr
     if stderr_is_journal(stream) and os.path.exists(JOURNAL_SOCKET):
         return "journal"
-    return "text" if stream.isatty() else "json"
+    return "text"
 
 
 def setup_logging(mode: str = "auto", level: int | str = logging.INFO,
