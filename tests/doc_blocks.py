@@ -4,7 +4,8 @@ Convention (docs/contributing section of the README): commands go in ```sh block
 line of such a block that starts with `homenode ` or `make ` is run, in order, by one
 shell in a fresh temporary directory. `<!-- doc-test: skip REASON -->` on the line right
 before the fence exempts a block that cannot run in a test (root on a real host, QEMU).
-Output goes in ```text blocks, which are never run.
+Output goes in ```text blocks, which are never run.  The directory has links to the
+checkout's packaging/, dashboards/ and src/.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_PREFIXES = ("homenode ", "make ")
+# The temporary directory a block runs in links these from the checkout, read-only by
+# convention, so a doc can say `homenode check packaging/homenode.toml`.
+LINKED = ("packaging", "dashboards", "src")
 SKIP = re.compile(r"<!--\s*doc-test:\s*skip\s+(?P<reason>.+?)\s*-->")
 FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[\w+-]*)\s*$")
 

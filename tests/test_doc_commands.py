@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from doc_blocks import ROOT, all_blocks, script
+from doc_blocks import LINKED, ROOT, all_blocks, script
 
 BLOCKS = all_blocks()
 RUNNABLE = [b for b in BLOCKS if b.lang == "sh" and b.commands()]
@@ -45,6 +45,8 @@ def test_doc_block_runs(block, tmp_path: Path):
     if block.skip:
         pytest.skip(block.skip)
     venv_bin = Path(sys.executable).parent
+    for name in LINKED:
+        (tmp_path / name).symlink_to(ROOT / name)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOMENODE_")}
     if "HOMENODE_TRACES_DIR" in os.environ:
         env["HOMENODE_TRACES_DIR"] = os.environ["HOMENODE_TRACES_DIR"]
