@@ -18,6 +18,9 @@ from homenode.model import Topology
 from homenode.units import MIB, PAGE_SIZE, parse_duration, parse_size
 
 
+EXIT_DOES_NOT_FIT = 3     # `homenode place`: documented in docs/linux.md for libvirt
+
+
 def _require_linux() -> None:
     if not sys.platform.startswith("linux"):
         raise InputError("platform", sys.platform, "homenode's host commands need Linux")
@@ -146,10 +149,17 @@ def format_topology(topo: Topology, free_pages: np.ndarray, as_json: bool = Fals
               "(numa.vcpu.preferHT).")
 @click.option("--max-vcpus-per-node", type=int, default=0, show_default=True,
               help="numa.vcpu.maxPerVirtualNode (0: a node's cores).")
+@click.option("--what-if", is_flag=True, help="Answer without recording the answer in the "
+              "state file: later calls do not count this VM.")
 def place_cmd(vcpus: int, memory: str, as_json: bool, numad_compat: bool,
               config_path: Path | None, state: Path | None, window: str, sample: str,
-              prefer_ht: bool, max_vcpus_per_node: int) -> None:
-    """Recommend the home node(s) for a VM about to start."""
+              prefer_ht: bool, max_vcpus_per_node: int, what_if: bool) -> None:
+    """Recommend the home node(s) for a VM about to start.
+
+    Exit status: 0 it fits; 3 it does not fit (a node would get more vCPUs than it has
+    CPUs, or more memory than it has free; the reason is on stderr, and with
+    --numad-compat nothing is printed, so libvirt refuses to start the VM); 2 bad input.
+    """
     from homenode.linux import advice, config
     from homenode.linux.sysfs import TopologyReader
 
@@ -170,16 +180,28 @@ def place_cmd(vcpus: int, memory: str, as_json: bool, numad_compat: bool,
         adv = advice.recommend(topo, node_state.free_pages, busy, recent, vcpus, mem,
                                cfg.daemon.policy, cfg.settings, prefer_ht=prefer_ht,
                                max_vcpus_per_node=max_vcpus_per_node)
-        recent.append(advice.Recommendation(now, vcpus, mem, adv.nodes))
+        # Only a VM that will start counts against its nodes.
+        if adv.fits and not what_if:
+            recent.append(advice.Recommendation(now, vcpus, mem, adv.nodes))
     if numad_compat:
-        click.echo(adv.nodeset)
+        if adv.fits:
+            click.echo(adv.nodeset)
     elif as_json:
         click.echo(json.dumps({"nodes": list(adv.nodes), "nodeset": adv.nodeset,
                                "vcpus": vcpus, "memory_bytes": mem,
+                               "memory": advice.format_size(mem), "fits": adv.fits,
+                               "problems": list(adv.problems), "recorded": adv.fits
+                               and not what_if,
                                "score": round(adv.score, 4), "detail": adv.detail,
                                "slices": [{"node": x.node, "vcpus": x.vcpus,
                                            "memory_bytes": x.mem_bytes}
                                           for x in adv.slices]}))
     else:
         extra = f" (+ nodes {', '.join(map(str, adv.nodes[1:]))})" if len(adv.nodes) > 1 else ""
-        click.echo(f"node {adv.nodes[0]}{extra} (score {adv.score:.3f}): {adv.detail}")
+        what = f"{vcpus} vCPUs, {advice.format_size(mem)}"
+        detail = adv.detail if len(adv.slices) > 1 else what
+        click.echo(f"node {adv.nodes[0]}{extra} (score {adv.score:.3f}): {detail}"
+                   f"{'  [what-if: not recorded]' if what_if else ''}")
+    if not adv.fits:
+        click.echo(f"homenode: does not fit: {'; '.join(adv.problems)}", err=True)
+        sys.exit(EXIT_DOES_NOT_FIT)
