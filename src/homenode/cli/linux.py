@@ -17,7 +17,6 @@ from homenode.errors import InputError
 from homenode.model import Topology
 from homenode.units import MIB, PAGE_SIZE, parse_duration, parse_size
 
-
 EXIT_DOES_NOT_FIT = 3     # `homenode place`: documented in docs/linux.md for libvirt
 
 
