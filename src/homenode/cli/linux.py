@@ -58,6 +58,7 @@ def run_cmd(config_path: Path | None, dry_run: bool, interval: str | None,
     """Run the NUMA scheduler on this host (the simulator's control loop, for real)."""
     from homenode.linux import config, daemon
     from homenode.ops.api import serve_status
+    from homenode.ops.control import Control, ControlledHost, config_loader
     from homenode.ops.exporter import start_exporter
     from homenode.ops.logging import setup_logging
     from homenode.ops.status import StatusRecorder, TimedHost
@@ -71,8 +72,10 @@ def run_cmd(config_path: Path | None, dry_run: bool, interval: str | None,
     cfg = cfg.with_overrides(dry_run=dry_run, interval=tick)
     setup_logging(log_format or cfg.daemon.log_format, level=log_level.upper())
     stop = threading.Event()
+    control = Control(config_loader(config_path))
     previous = {s: signal.signal(s, lambda *_: stop.set())
                 for s in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: control.reload())
     status = StatusRecorder(source="daemon", policy=cfg.daemon.policy, settings=cfg.settings)
     server = exporter = None
     try:
@@ -81,10 +84,10 @@ def run_cmd(config_path: Path | None, dry_run: bool, interval: str | None,
         if metrics_addr:
             exporter = start_exporter(status, metrics_addr)
         if not (once or no_api):
-            server = serve_status(status, socket_path)
+            server = serve_status(status, socket_path, control=control)
         daemon.run(cfg, duration=seconds or 0.0, once=once, out=out, plots=not no_plots,
                    stop=stop, recorders=[status],
-                   wrap_host=lambda host: TimedHost(host, status))
+                   wrap_host=lambda host: TimedHost(ControlledHost(host, control), status))
     finally:
         if server is not None:
             server.close()

@@ -102,3 +102,29 @@ def report_cmd(directory: Path) -> None:
     """Write DIRECTORY/report.html for a simulate/run output or a compare directory:
     one self-contained file (no network needed) with the summary and the plots."""
     click.echo(str(write_report(directory)))
+
+
+def _control(op: str, pid: int, socket_path: Path | None) -> None:
+    with StatusClient(socket_path or default_socket_path()) as api:
+        api.request(op, pid=pid)
+    click.echo(f"{op} pid {pid}: queued for the daemon's next tick (its log says the outcome)")
+
+
+@cli.command("include")
+@click.argument("pid", type=int)
+@click.option("--socket", "socket_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help=_SOCKET_HELP)
+def include_cmd(pid: int, socket_path: Path | None) -> None:
+    """Have the running daemon manage process PID from its next tick on (numad -p), as if
+    it were in processes.pids. Needs the socket's permissions, nothing more."""
+    _control("include", pid, socket_path)
+
+
+@cli.command("exclude")
+@click.argument("pid", type=int)
+@click.option("--socket", "socket_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help=_SOCKET_HELP)
+def exclude_cmd(pid: int, socket_path: Path | None) -> None:
+    """Have the running daemon stop managing process PID (numad -x): its CPU affinity is
+    put back and it is left alone while it lives."""
+    _control("exclude", pid, socket_path)
