@@ -7,6 +7,7 @@ and renamed, so an interrupted run never leaves a half-written file.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -22,6 +23,28 @@ NODES = "nodes.csv"
 ACTIONS = "actions.csv"
 DECISIONS = "decisions.jsonl"
 SUMMARY = "summary.json"
+# Every file a run may write: a new run into the same folder removes them all first, so
+# that a folder never mixes two runs (a --no-plots run beside an older run's plots).
+RUN_FILES = (TIMESERIES, NODES, ACTIONS, DECISIONS, SUMMARY, "locality.png", "load.png",
+             "locality_heatmap.png", "home_heatmap.png", "report.html")
+COMPARE_MARK = "compare.json"
+
+
+def check_out(out: Path) -> None:
+    """Refuse a folder that holds a comparison: a run there would orphan its per-policy
+    runs.  (Called before a run starts, and again before its files are written.)"""
+    from homenode.errors import InputError
+    if (out / COMPARE_MARK).exists():
+        raise InputError("--out", str(out), "holds a comparison (compare.json); give a "
+                         "folder of its own")
+
+
+def clear_run(out: Path) -> None:
+    """Make ``out`` ready for one run: remove an earlier run's files."""
+    check_out(out)
+    for name in RUN_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            (out / name).unlink()
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -42,6 +65,7 @@ def _csv(rows: list[list[Any]], header: list[str]) -> str:
 
 def write_run(out: Path, rec: RunRecorder, summary: dict[str, Any], plots: bool = True) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    clear_run(out)
     rows = []
     for s in rec.samples:
         loc = s.locality

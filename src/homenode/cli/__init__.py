@@ -30,7 +30,10 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     _register()
     try:
-        cli.main(args=argv, prog_name="homenode", standalone_mode=False)
+        rc = cli.main(args=argv, prog_name="homenode", standalone_mode=False)
+        # Without standalone mode click returns a command's Exit(code) instead of exiting.
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except HomenodeError as e:
         click.echo(f"homenode: error: {e}", err=True)
         sys.exit(e.exit_code)

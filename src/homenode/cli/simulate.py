@@ -9,15 +9,17 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from homenode import summarykeys
 from homenode.cli import cli
 from homenode.errors import InputError
 from homenode.ops.html import write_report
 from homenode.ops.live import LIVE_SPEED, start_live
 from homenode.policy import policy_names
+from homenode.report import check_out
 from homenode.settings import Settings, parse_assignments
 from homenode.settings import profile as settings_profile
 from homenode.sim import scenario as scenarios
-from homenode.simulation import simulate
+from homenode.simulation import simulate, verdicts
 
 DEFAULT_OUT = "homenode-out"
 
@@ -36,6 +38,8 @@ DEFAULT_OUT = "homenode-out"
               help="Start from a named settings profile: homenode (default) or "
               "esxi-default (the same policy configured as ESXi ships).")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots and report.html.")
+@click.option("--check", is_flag=True, help="Exit 1 when the run misses one of the "
+              "scenario's [expect] entries (the verdicts are printed either way).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or table; print the "
               "output directory only.")
 @click.option("--live", is_flag=True, help="Serve the status API while the simulation runs, "
@@ -49,7 +53,7 @@ DEFAULT_OUT = "homenode-out"
               help="With --live: also serve Prometheus metrics there (loopback only).")
 def simulate_cmd(scenario: str, policy: str, duration: float | None, seed: int | None,
                  out: Path, sets: tuple[str, ...], profile: str | None, no_plots: bool,
-                 quiet: bool, live: bool,
+                 check: bool, quiet: bool, live: bool,
                  speed: float, socket_path: Path | None, metrics_addr: str | None) -> None:
     """Run a policy on a simulated NUMA host and write its metrics to --out."""
     if policy not in policy_names():
@@ -60,6 +64,7 @@ def simulate_cmd(scenario: str, policy: str, duration: float | None, seed: int |
     if seed is not None and seed < 0:
         raise InputError("--seed", seed, "must not be negative")
     sc = scenarios.load(scenario)
+    check_out(out)
     overrides = parse_assignments(list(sets))
     Settings.from_mapping(overrides)   # fail before running anything
     if profile:
@@ -75,6 +80,7 @@ def simulate_cmd(scenario: str, policy: str, duration: float | None, seed: int |
             if not no_plots:
                 write_report(out)
             click.echo(str(out))
+            _exit_on_failed_check(check, result.summary, sc, quiet=True)
             return
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                       TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
@@ -85,20 +91,71 @@ def simulate_cmd(scenario: str, policy: str, duration: float | None, seed: int |
                               on_tick=lv.on_tick(lambda t: bar.update(task, completed=t)))
     if not no_plots:
         write_report(out)
-    print_summary(Console(), result.summary)
-    Console().print(f"wrote {out}/")
+    con = Console(width=max(Console().width, TABLE_WIDTH))
+    print_summary(con, result.summary, overrides, sc.expect)
+    lines = expectation_lines(result.summary, sc, duration)
+    for line in lines:
+        con.print(line, markup=False, highlight=False)
+    con.print(f"wrote {out}/" + ("" if no_plots else f"  (open {out / 'report.html'})"),
+              markup=False, highlight=False)
+    _exit_on_failed_check(check, result.summary, sc)
 
 
-def print_summary(console: Console, s: dict) -> None:
-    t = Table(title=f"{s['scenario']} / {s['policy']} / seed {s['seed']}", show_header=True)
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    for key in ("duration_s", "sim_speed", "throughput_vs_ideal", "mean_locality",
-                "p5_locality", "max_imbalance_settled", "convergence_max_s", "home_changes",
-                "max_home_changes_per_client_per_10min", "gib_migrated"):
+TABLE_WIDTH = 100
+
+
+def summary_title(s: dict, overrides: dict | None = None) -> str:
+    parts = [s["scenario"], s["policy"], f"seed {s['seed']}"]
+    if s.get("profile"):
+        parts.append(f"profile {s['profile']}")
+    if overrides:
+        parts.append(" ".join(f"{k}={v}" for k, v in overrides.items()))
+    return " / ".join(parts)
+
+
+def summary_rows(s: dict, expect: dict | None = None) -> list[str]:
+    """The core figures, then the ones this scenario is about: those it expects, and
+    those only some runs have (wide VMs, affinity groups, pools)."""
+    named = {k.rpartition("_")[0] for k in (expect or {})}
+    keys = list(summarykeys.CORE)
+    keys += [k for k in summarykeys.SCENARIO_SPECIFIC
+             if k in named or (k in s and k.startswith(("wide_", "affinity_")))]
+    keys += sorted(k for k in named if k in s and k not in keys)
+    return keys
+
+
+def print_summary(console: Console, s: dict, overrides: dict | None = None,
+                  expect: dict | None = None) -> None:
+    t = Table(title=summary_title(s, overrides), show_header=True)
+    t.add_column("metric", no_wrap=True)
+    t.add_column("value", justify="right", no_wrap=True)
+    t.add_column("unit", no_wrap=True)
+    for key in summary_rows(s, expect):
         v = s.get(key)
-        t.add_row(key, "—" if v is None else str(v))
+        ki = summarykeys.info(key)
+        t.add_row(key, "—" if v is None else str(v), ki.unit if ki else "")
     console.print(t)
+
+
+def expectation_lines(s: dict, sc: scenarios.Scenario, duration: float | None) -> list[str]:
+    vs = verdicts(s, sc.expect)
+    if not vs:
+        return [f"{sc.name} states no [expect] entries"]
+    failed = sum(not v.ok for v in vs)
+    head = (f"[expect] of {sc.name}: {len(vs) - failed} of {len(vs)} met"
+            + (f" (run for {duration:g} s, the scenario's duration is {sc.duration:g} s)"
+               if duration is not None and duration != sc.duration else ""))
+    return [head, *(f"  {v.line()}" for v in vs)]
+
+
+def _exit_on_failed_check(check: bool, s: dict, sc: scenarios.Scenario,
+                          quiet: bool = False) -> None:
+    failed = [v for v in verdicts(s, sc.expect) if not v.ok]
+    if check and failed:
+        if quiet:
+            for v in failed:
+                click.echo(f"homenode: [expect] {v.line()}", err=True)
+        raise click.exceptions.Exit(1)
 
 
 @cli.command("scenarios")
