@@ -201,27 +201,28 @@ def test_chromium_draws_every_plot_without_the_network(browser, shift_out, compa
 
 
 def test_a_homenode_compare_run_gets_its_report(tmp_path):
-    """`homenode.compare` keeps its curves in memory: given them, the report overlays
-    them; from compare.json alone it still shows the table."""
+    """`homenode compare` writes each policy's run (a run folder of its own, which
+    `report` and `explain --from` read) and a report with the overlays, each policy's
+    node load and its plots folded; `homenode report DIR` redraws the same page."""
     from homenode import compare
-    from homenode.ops.html import write_compare_report
+    from homenode.ops import explain
 
     sc = scenarios.load("burst")
-    doc = compare.run(sc, ["esxi", "static"], out=tmp_path, duration=20.0, jobs=1,
-                      plots=False)
-    html = render_dir(tmp_path)
-    assert "<th>esxi</th><th>static</th>" in html
-    assert "No time series found for: esxi, static" in html
-    curves = {p: compare.series(simulate(sc, p, duration=20.0).recorder)
-              for p in ("esxi", "static")}
-    report = write_compare_report(tmp_path, doc, curves)
-    html = report.read_text()
+    compare.run(sc, ["esxi", "static"], out=tmp_path, duration=20.0, jobs=1, plots=True)
+    for p in ("esxi", "static"):
+        assert rundata.is_run_dir(tmp_path / p) and (tmp_path / p / "report.html").exists()
+    client = json.loads((tmp_path / "esxi" / "summary.json").read_text())
+    assert client["policy"] == "esxi"
+    assert explain.from_directory(tmp_path / "esxi", "web00")["client"] == "web00"
+    html = (tmp_path / "report.html").read_text()
+    assert "<th>esxi</th><th>static</th>" in html and "No time series" not in html
     for plot in ("cmp-locality", "cmp-throughput", "cmp-imbalance", "cmp-gib-migrated"):
         svg = html.split(f'id="{plot}"', 1)[1].split("</svg>", 1)[0]
         assert svg.count('class="series"') == 2, plot
-    # compare.json carrying the series re-renders the same overlays from disk.
-    for p in doc["policies"]:
-        doc["policies"][p]["series"] = curves[p]
-    (tmp_path / "compare.json").write_text(json.dumps(doc))
-    html = render_dir(tmp_path)
-    assert 'id="cmp-throughput"' in html and "<td>series</td>" not in html
+    assert 'id="cmp-load-0"' in html and 'id="cmp-load-1"' in html
+    assert html.count("<details><summary>All plots of") == 2
+    assert "<td>series</td>" not in html
+    assert render_dir(tmp_path) == html          # `homenode report DIR`: the same page
+    # A second comparison into the folder replaces the first, runs included.
+    compare.run(sc, ["esxi"], out=tmp_path, duration=10.0, jobs=1, plots=False)
+    assert not (tmp_path / "static").exists() and not (tmp_path / "report.html").exists()

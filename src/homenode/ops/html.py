@@ -231,9 +231,11 @@ def render_dir(path: Path) -> str:
         runs = {n: rundata.load_run(d) for n, d in dirs.items() if d is not None}
         curves = {n: run_curves(r) for n, r in runs.items()}
         for name, entry in doc["policies"].items():
-            if name not in curves and isinstance(entry, dict) and \
-                    isinstance(entry.get("series"), dict) and "time" in entry["series"]:
-                curves[name] = entry["series"]
+            # compare.json's series (the mean over seeds, with throughput) win over one
+            # run's; the run adds what only it has (node loads).
+            if isinstance(entry, dict) and isinstance(entry.get("series"), dict) and \
+                    "time" in entry["series"]:
+                curves[name] = {**curves.get(name, {}), **entry["series"]}
         return render_compare(doc, {n: curves[n] for n in doc["policies"] if n in curves},
                               runs)
     if not rundata.is_run_dir(path):
@@ -247,16 +249,4 @@ def write_report(path: Path) -> Path:
     html = render_dir(Path(path))
     out = Path(path) / REPORT
     write_atomic(out, html)
-    return out
-
-
-def write_compare_report(path: Path, doc: dict[str, Any],
-                         curves: dict[str, dict[str, Any]]) -> Path:
-    """Write ``DIR/report.html`` for a comparison whose series are in memory (what
-    ``homenode.compare.run`` holds: per policy ``{"time": [...], KEY: [...]}`` with keys
-    among those of ``OVERLAYS``, and optionally ``"loads"``: one row of node loads per
-    time)."""
-    out = Path(path) / REPORT
-    write_atomic(out, render_compare(doc, {n: curves[n] for n in doc["policies"]
-                                           if n in curves}))
     return out
