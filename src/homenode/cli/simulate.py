@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -176,10 +177,22 @@ def scenarios_cmd() -> None:
 
 
 @cli.command("settings")
+@click.argument("names", nargs=-1, metavar="[NAME...]")
 @click.option("--markdown", is_flag=True, help="Print the README's settings table.")
-def settings_cmd(markdown: bool) -> None:
-    """List every policy setting with its default, unit and ESXi counterpart."""
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list: name, default, "
+              "unit, esxi, doc.")
+def settings_cmd(names: tuple[str, ...], markdown: bool, as_json: bool) -> None:
+    """List every policy setting with its default, unit and ESXi counterpart; with NAME,
+    that setting alone, its name on a line of its own (to copy into --set)."""
     specs = Settings.specs()
+    known = {f.name: f for f in specs}
+    for n in names:
+        if n not in known:
+            close = [k for k in known if n in k]
+            raise InputError("NAME", n, "no such setting" + (
+                f"; did you mean {', '.join(close)}?" if close else "; see `homenode settings`"))
+    if names:
+        specs = [known[n] for n in names]
     if markdown:
         click.echo("| setting | default | unit | ESXi counterpart | what it does |")
         click.echo("|---|---|---|---|---|")
@@ -187,12 +200,31 @@ def settings_cmd(markdown: bool) -> None:
             m = f.metadata
             click.echo(f"| `{f.name}` | {f.default} | {m['unit']} | {m['esxi']} | {m['doc']} |")
         return
-    t = Table(show_header=True)
-    for col in ("setting", "default", "unit", "ESXi", "what it does"):
+    if as_json:
+        click.echo(json.dumps([{"name": f.name, "default": f.default, "unit": f.metadata["unit"],
+                                "esxi": f.metadata["esxi"], "doc": f.metadata["doc"]}
+                               for f in specs], indent=2))
+        return
+    if names:
+        # One block per setting: nothing is folded, the name copies whole.
+        for k, f in enumerate(specs):
+            m = f.metadata
+            unit = f" {m['unit']}" if m["unit"] else ""
+            click.echo(("\n" if k else "") + f"{f.name}\n  default: {f.default}{unit}\n"
+                       f"  ESXi: {m['esxi']}\n  {m['doc']}\n  set: --set {f.name}={f.default}")
+        return
+    console = Console()
+    wide = console.width >= SETTINGS_WIDE
+    t = Table(show_header=True, caption=None if wide else
+              "ESXi counterparts: a wider terminal, `homenode settings NAME` or --json")
+    # The name never folds (it is what goes into --set); the description does.
+    t.add_column("setting", no_wrap=True)
+    for col in ("default", "unit", *(("ESXi",) if wide else ()), "what it does"):
         t.add_column(col, overflow="fold")
     for f in specs:
         m = f.metadata
-        t.add_row(f.name, str(f.default), m["unit"], m["esxi"], m["doc"])
-    Console().print(t)
+        t.add_row(f.name, str(f.default), m["unit"], *((m["esxi"],) if wide else ()), m["doc"])
+    console.print(t)
 
 
+SETTINGS_WIDE = 140     # columns from which the table also shows the ESXi counterparts
