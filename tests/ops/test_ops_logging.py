@@ -172,3 +172,13 @@ def test_run_logs_text_through_a_pipe_by_default_as_documented(tmp_path):
     proc = subprocess.run([*base, "--log-format", "json"], capture_output=True, text=True,
                           env=env, timeout=60)
     assert json.loads(proc.stderr.splitlines()[0])["level"] == "info"
+
+
+def test_text_lines_do_not_repeat_a_structured_action():
+    buf = io.StringIO()
+    setup_logging("text", stream=buf)
+    logging.getLogger("homenode.actions").info(
+        "home  client=vm1 from=- to=1 ok", extra={"action": {"client": "vm1", "dst": 1},
+                                                 "pid": 7})
+    line = buf.getvalue().strip()
+    assert line == "INFO homenode.actions: home  client=vm1 from=- to=1 ok pid=7", line

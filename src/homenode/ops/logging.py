@@ -68,8 +68,13 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
+    """``LEVEL logger: message key=value ...``.  A dict-valued extra (the action log's
+    ``extra={"action": {...}}``) is left out: its message already reads the same, and
+    the fields are there for the journal and JSON."""
+
     def format(self, record: logging.LogRecord) -> str:
-        kv = " ".join(f"{k}={v}" for k, v in extras(record).items())
+        kv = " ".join(f"{k}={v}" for k, v in vars(record).items()
+                      if k not in _STANDARD and not isinstance(v, dict))
         line = f"{record.levelname} {record.name}: {record.getMessage()}"
         return f"{line} {kv}" if kv else line
 
