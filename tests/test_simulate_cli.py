@@ -74,3 +74,15 @@ def test_every_summary_key_of_the_readme_has_a_unit_and_meaning():
 @pytest.mark.parametrize("key", summarykeys.CORE)
 def test_core_keys_have_info(key):
     assert summarykeys.info(key) is not None
+
+
+def test_make_run_ends_by_naming_the_report(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    venv = Path(sys.executable).parent.parent
+    r = subprocess.run(["make", "-f", str(root / "Makefile"), f"VENV={venv}", "-o",
+                        f"{venv}/.installed", "run"], capture_output=True, text=True,
+                       timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.rstrip().splitlines()[-1] == \
+        "wrote homenode-out/  (open homenode-out/report.html)"
+    assert (tmp_path / "homenode-out" / "report.html").is_file()
