@@ -18,7 +18,8 @@ from homenode.settings import Settings
 P = 1000  # pages
 
 
-ESXI_RULES = Settings(balance_min_load=0.0, balance_persistence=1, affinity_peak_window=0.0)
+ESXI_RULES = Settings(balance_min_load=0.0, balance_persistence=1, affinity_peak_window=0.0,
+                      cost_benefit_enable=False)
 
 
 def decide(rows, time=100.0, settings=None, nodes=2):

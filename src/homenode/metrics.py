@@ -91,7 +91,8 @@ class RunRecorder:
                 "time": snap.time,
                 "considered": [
                     {"client": c.client, "src": c.src, "dst": c.dst, "reason": str(c.reason),
-                     "score": round(c.score, 4), "verdict": c.verdict}
+                     "score": round(c.score, 4), "verdict": c.verdict,
+                     **({"detail": c.detail} if c.detail else {})}
                     for c in decision.considered]})
 
     def sample(self, snap: Snapshot) -> None:

@@ -264,6 +264,7 @@ class Considered:
     reason: Reason
     score: float
     verdict: str              # "taken" or the rule that stopped it
+    detail: str = ""          # the cost-benefit arithmetic, where it was worked out
 
 
 @dataclass

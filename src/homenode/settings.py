@@ -19,9 +19,9 @@ from homenode.errors import InputError
 
 
 def _s(default: Any, unit: str, esxi: str, doc: str, lo: float | None = None,
-       hi: float | None = None) -> Any:
+       hi: float | None = None, check: Any = None) -> Any:
     return field(default=default, metadata={"unit": unit, "esxi": esxi, "doc": doc,
-                                            "min": lo, "max": hi})
+                                            "min": lo, "max": hi, "check": check})
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,49 @@ class Settings:
         1, "moves", "(one per period, per the vSphere docs)",
         "Home changes the rebalancer makes in one period: it moves one client, re-reads "
         "the loads next period, and so never overshoots on stale figures.", 1, 1000)
+
+    # --- 2a. the cost-benefit rule (policy/payoff.py) -------------------------------
+    cost_benefit_enable: bool = _s(
+        True, "bool", "(none; ESXi publishes no such test)",
+        "Every home change (balance, locality, affinity, swap, fairness) must pay for "
+        "itself: work gained over its expected stay above what its copy costs.")
+    cost_margin: float = _s(
+        0.25, "fraction", "(none)",
+        "How far a move's gain must exceed its cost (0.25 = by a quarter), so estimates "
+        "that are a little off do not move memory for nothing.", 0.0, 100.0)
+    cost_horizon: float = _s(
+        600.0, "s", "(none)",
+        "Longest stay a move is credited with, however steady the clients look: "
+        "forecasts further out are not trusted.", 1.0, 86400.0)
+    cost_mem_intensity: float = _s(
+        0.5, "fraction", "(none; no host reports it)",
+        "Share of a client's time spent on memory accesses, assumed for every client "
+        "when pricing remote memory.", 0.0, 1.0)
+    cost_comm_intensity: float = _s(
+        0.15, "fraction", "(none)",
+        "Share of a communicating client's time spent talking to its affinity group, "
+        "assumed when pricing an affinity move.", 0.0, 1.0)
+    cost_copy_cpu_per_gib: float = _s(
+        0.25, "core-s/GiB", "(none)",
+        "CPU one GiB of page migration takes (copy and remap).", 0.0, 100.0)
+    fairness_slack: float = _s(
+        0.07, "fraction", "(none)",
+        "Long-term fairness rotates a client only once it has fallen this far behind "
+        "its entitlement (or behind its swap partner), counted over cost_horizon (0.07 x "
+        "1.33 cores x 600 s = 56 core-s): shares even out over minutes without a home "
+        "change every few seconds. Measured on the fairness scenario: 0.03 gives 11 home "
+        "changes per client per 10 min, 0.07 gives 5 with a 0.97 entitlement share.",
+        0.0, 1.0)
+    fairness_price: float = _s(
+        10.0, "core-s per core-s", "(none)",
+        "A fairness rotation only moves CPU from one client to another, so it must repay "
+        "at least this many core-seconds of owed CPU per core-second of work its copy "
+        "costs the host: cheap clients rotate, big-memory ones rarely.", 0.0, 1e6)
+    slit_latency: str = _s(
+        "10:1.0,21:1.6", "distance:ratio,...", "(none; ESXi measures latency at boot)",
+        "Memory latency relative to local per SLIT distance, linear between and beyond "
+        "the points given; the default is a typical 2-socket server (1.6 x at 21).",
+        check="slit")
 
     # --- 2b. swaps, long-term fairness, action affinity, wide VMs ---------------------
     swap_interval: int = _s(
@@ -197,6 +240,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "min_residence": 0.0,
         "affinity_peak_window": 0.0,
         "affinity_respects_balance": False,
+        "cost_benefit_enable": False,
     },
 }
 
@@ -225,6 +269,13 @@ def _coerce(f: dataclasses.Field, raw: object, where: str | None) -> Any:
             raise ValueError
     except (TypeError, ValueError):
         raise InputError(name, raw, f"expected a {kind.__name__}", where) from None
+    if f.metadata.get("check") == "slit":
+        from homenode.costmodel import parse_slit_latency
+        try:
+            parse_slit_latency(str(raw))
+        except ValueError as e:
+            raise InputError(name, raw, str(e), where) from None
+        return str(raw)
     lo, hi = f.metadata["min"], f.metadata["max"]
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise InputError(name, raw, f"must be between {lo} and {hi}", where)

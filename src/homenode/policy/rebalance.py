@@ -25,6 +25,7 @@ import numpy as np
 from homenode.model import Considered, Decision, Reason, SetHome
 from homenode.policy.fairness import FAIRNESS_FILTERS, fairness_candidates
 from homenode.policy.moves import NONE, Moves, View, make_moves, movable
+from homenode.policy.payoff import arithmetic
 from homenode.policy.rules import FILTERS, Filter, locality_gain, score
 from homenode.policy.swaps import swap_candidates, swap_filters
 
@@ -101,7 +102,8 @@ def evaluate(v: View, batches: list[Moves], notes: list[tuple[float, Considered]
         ok = verdict == ""
         for k in np.argsort(-sc, kind="stable")[:3]:
             notes.append((float(sc[k]), Considered(v.ids[m.idx[k]], m.src, m.dst, m.reason,
-                                                   float(sc[k]), verdict[k] or "ok")))
+                                                   float(sc[k]), verdict[k] or "ok",
+                                                   arithmetic(v, m, int(k), verdict[k]))))
         if ok.any():
             k = int(np.flatnonzero(ok)[np.argmax(sc[ok])])
             if best is None or sc[k] > best[2]:
@@ -120,6 +122,13 @@ def apply_move(v: View, m: Moves, k: int) -> list[tuple[int, int, int]]:
             v.peak_loads[a] -= v.ent_peak[i] / v.cores[a]
         v.loads[b] += v.ent[i] / v.cores[b]
         v.peak_loads[b] += v.ent_peak[i] / v.cores[b]
+        if v.node_var is not None:
+            v.node_var[a] -= v.var[i]
+            v.node_var[b] += v.var[i]
+            v.node_trend[a] -= v.trend[i]
+            v.node_trend[b] += v.trend[i]
+            v.node_spread[a] -= v.spread[i]
+            v.node_spread[b] += v.spread[i]
         v.reserved[a] -= v.res[i]
         v.reserved[b] += v.res[i]
         v.home[i] = b
@@ -149,6 +158,9 @@ def rebalance(v: View, decision: Decision) -> None:
         m, k, sc = picked
         detail = (f"imbalance {before:.3f} -> {m.imb_after[k]:.3f}, locality "
                   f"{locality_gain(v, m)[k]:+.1f} pts")
+        paid = arithmetic(v, m, k, "")
+        if paid:
+            detail += f"; {paid}"
         for i, a, b in apply_move(v, m, k):
             decision.actions.append(SetHome(v.ids[i], a, b, m.reason, sc, detail))
             notes.append((np.inf, Considered(v.ids[i], a, b, m.reason, sc, "taken")))

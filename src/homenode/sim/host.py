@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from homenode.costmodel import memory_efficiency
 from homenode.cpu import share_cpu
 from homenode.model import Action, MigratePages, SetHome, Snapshot, group_index
 from homenode.policy.load import pooled_share
@@ -220,7 +221,7 @@ class SimHost:
         lat_rows = self.latency[np.maximum(self.home, 0)]
         lat = np.where(total > 0, (self.pages * lat_rows).sum(axis=1) / np.maximum(total, 1),
                        1.0)
-        eff = 1.0 / ((1.0 - self.intensity) + self.intensity * lat)
+        eff = memory_efficiency(self.intensity, lat)
         if self.group.max(initial=-1) >= 0:
             eff = eff / ((1.0 - self.comm) + self.comm * self._comm_latency(live))
         self.progress += received * eff * dt
