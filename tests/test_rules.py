@@ -94,7 +94,7 @@ def test_no_load_move_while_no_node_is_busy():
     rows = [dict(id="a", home=0, demand=4.0, pages=[P, 0]),
             dict(id="c", home=0, demand=3.0, pages=[P, 0]),
             dict(id="b", home=1, demand=1.0, pages=[0, P])]
-    gate = Settings(balance_persistence=1)
+    gate = Settings(balance_persistence=1, cost_benefit_enable=False)
     assert moves(decide(rows, settings=gate)) == []
     # at 0.95 the same shape is rebalanced
     rows[0]["demand"] = 6.5
@@ -106,7 +106,7 @@ def test_imbalance_must_persist_unless_a_node_is_overcommitted():
     rows = [dict(id="a", home=0, demand=6.5, pages=[P, 0]),
             dict(id="c", home=0, demand=3.0, pages=[P, 0]),
             dict(id="b", home=1, demand=1.0, pages=[0, P])]
-    s = Settings(balance_persistence=3)
+    s = Settings(balance_persistence=3, cost_benefit_enable=False)
     pol = EsxiPolicy(s)
     first = [k for k in range(5) if moves(pol.decide(snap(topo(), rows, 100.0 + 2 * k)))]
     assert first[0] == 2

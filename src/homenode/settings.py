@@ -110,6 +110,12 @@ class Settings:
     cost_copy_cpu_per_gib: float = _s(
         0.25, "core-s/GiB", "(none)",
         "CPU one GiB of page migration takes (copy and remap).", 0.0, 100.0)
+    cost_move_overhead: float = _s(
+        1.0, "core-s", "(none; the simulator does not model it)",
+        "Work a client loses to each home change besides its memory copy: caches and "
+        "TLBs refilled on the new node, the scheduler's own bookkeeping. Counted with the "
+        "copy CPU, so a move that gains a fraction of a core for seconds is not made.",
+        0.0, 1000.0)
     fairness_slack: float = _s(
         0.07, "fraction", "(none)",
         "Long-term fairness rotates a client only once it has fallen this far behind "

@@ -97,6 +97,13 @@ class Moves:
     def gain(self) -> np.ndarray:
         return self.imb_before - self.imb_after
 
+    def take(self, keep: np.ndarray) -> Moves:
+        """The candidates at ``keep`` (a mask or indices), as a batch of their own."""
+        return Moves(self.reason, self.idx[keep], self.src, self.dst, self.partner[keep],
+                     self.imb_before, self.imb_after[keep], self.load_src_after[keep],
+                     self.load_dst_after[keep], self.peak_dst_after[keep],
+                     self.max_after[keep])
+
     @property
     def swaps(self) -> bool:
         return bool((self.partner >= 0).any())

@@ -25,11 +25,13 @@ import numpy as np
 from homenode.model import Considered, Decision, Reason, SetHome
 from homenode.policy.fairness import FAIRNESS_FILTERS, fairness_candidates
 from homenode.policy.moves import NONE, Moves, View, make_moves, movable
-from homenode.policy.payoff import arithmetic
+from homenode.policy.payoff import arithmetic, does_not_pay, rotation_does_not_repay
 from homenode.policy.rules import FILTERS, Filter, locality_gain, score
 from homenode.policy.swaps import swap_candidates, swap_filters
 
 EXPLAIN_KEEP = 24   # alternatives kept per period for `explain`
+COSTLY = (does_not_pay, rotation_does_not_repay)   # run on the survivors only
+PRICED_VERDICTS = {"", *(f.__name__ for f in COSTLY)}
 
 __all__ = ["FILTERS", "NONE", "Moves", "View", "make_moves", "movable", "rebalance"]
 
@@ -96,14 +98,27 @@ def evaluate(v: View, batches: list[Moves], notes: list[tuple[float, Considered]
             chain = FAIRNESS_FILTERS
         else:
             chain = filters[m.reason]
+        priced: tuple[Moves, np.ndarray] | None = None   # the batch the arithmetic saw
         for f in chain:
-            hit = f(v, m) & (verdict == "")
+            alive = verdict == ""
+            if not alive.any():
+                break
+            if f in COSTLY:
+                # the arithmetic only for the candidates every cheaper rule let through
+                priced = (m.take(alive), np.cumsum(alive) - 1)
+                hit = np.zeros(m.idx.size, bool)
+                hit[alive] = f(v, priced[0])
+            else:
+                hit = f(v, m) & alive
             verdict[hit] = f.__name__
         ok = verdict == ""
         for k in np.argsort(-sc, kind="stable")[:3]:
+            detail = ""
+            if priced is not None and verdict[k] in PRICED_VERDICTS:
+                detail = arithmetic(v, priced[0], int(priced[1][k]), verdict[k])
             notes.append((float(sc[k]), Considered(v.ids[m.idx[k]], m.src, m.dst, m.reason,
                                                    float(sc[k]), verdict[k] or "ok",
-                                                   arithmetic(v, m, int(k), verdict[k]))))
+                                                   detail)))
         if ok.any():
             k = int(np.flatnonzero(ok)[np.argmax(sc[ok])])
             if best is None or sc[k] > best[2]:
@@ -158,7 +173,7 @@ def rebalance(v: View, decision: Decision) -> None:
         m, k, sc = picked
         detail = (f"imbalance {before:.3f} -> {m.imb_after[k]:.3f}, locality "
                   f"{locality_gain(v, m)[k]:+.1f} pts")
-        paid = arithmetic(v, m, k, "")
+        paid = arithmetic(v, m.take([k]), 0, "") if v.s.cost_benefit_enable else ""
         if paid:
             detail += f"; {paid}"
         for i, a, b in apply_move(v, m, k):
