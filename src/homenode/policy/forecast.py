@@ -21,6 +21,7 @@ SPREAD_GAMMA = 0.1   # weight of a new squared error in the variability
 LONG_GAMMA = 0.02    # weight of a new sample in the long-run mean and spread (~100 s)
 SHIFT_SIGMAS = 3.0   # an error beyond this many spreads is a level shift
 MIN_SPREAD = 0.05    # cores: spreads below this read as this (noise floor)
+FRESH_SPREAD = 0.2   # a new client's one-period error, as a fraction of its demand
 
 
 class Forecaster:
@@ -50,9 +51,9 @@ class Forecaster:
         new_trend = np.where(fresh | shift, 0.0,
                              (1 - TREND_BETA) * np.nan_to_num(trend)
                              + TREND_BETA * (new_level - np.where(fresh, d, level)))
-        # a new client's spread starts at a quarter of its demand squared: unknown, so
+        # a new client's spread starts at a fifth of its demand, squared: unknown, so
         # not trusted to stay put until a few periods have shown it steady
-        new_var = np.where(fresh, (0.5 * d) ** 2,
+        new_var = np.where(fresh, (FRESH_SPREAD * d) ** 2,
                            (1 - SPREAD_GAMMA) * var + SPREAD_GAMMA * clipped * clipped)
         new_mean = np.where(fresh, d, mean + LONG_GAMMA * (d - mean))
         new_spread = np.where(fresh, 0.0,
