@@ -182,7 +182,7 @@ def rebalance(v: View, decision: Decision) -> None:
     notes.sort(key=lambda t: -t[0])
     seen = set()
     for _, c in notes:
-        key = (c.client, c.dst, c.reason)
+        key = (c.client, c.dst, c.reason, c.verdict)   # a swap and a move both show
         if key not in seen and len(seen) < EXPLAIN_KEEP:
             seen.add(key)
             decision.considered.append(c)
