@@ -57,7 +57,7 @@ def run_job(job: Job) -> dict[str, Any]:
     """One simulation; returns its summary, its time series and (optimal) solver stats."""
     made: list[OptimalPolicy] = []
     factory = None
-    if job.policy == "optimal":
+    if job.policy in ("optimal", "oracle"):
         hints = hints_for(job.scenario)
 
         def factory(cfg: Settings) -> OptimalPolicy:

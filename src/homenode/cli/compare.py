@@ -72,7 +72,8 @@ def compare_cmd(scenario: str, policies: str, seeds: int, out: Path, duration: f
     console.print(f"wrote {out}/")
 
 
-COLUMNS = (("throughput_vs_ideal", "thr/ideal"), ("mean_locality", "mean loc"),
+COLUMNS = (("throughput_vs_ideal", "thr/ideal"), ("throughput_vs_bound", "thr/bound"),
+           ("mean_locality", "mean loc"),
            ("p5_locality", "p5 loc"), ("max_imbalance_settled", "settled imb"),
            ("convergence_max_s", "conv max s"), ("home_changes", "home chg"),
            ("gib_migrated", "GiB migr"))
@@ -80,7 +81,7 @@ COLUMNS = (("throughput_vs_ideal", "thr/ideal"), ("mean_locality", "mean loc"),
 
 def table(doc: dict[str, Any]) -> Table:
     pols = doc["policies"]
-    opt = (pols.get("optimal") or {}).get("throughput_vs_ideal")
+    opt = (pols.get("optimal") or pols.get("oracle") or {}).get("throughput_vs_ideal")
     seeds = len(doc["seeds"])
     t = Table(title=f"{doc['scenario']}: {doc['duration_s']:g} s, {seeds} seed"
               f"{'s' if seeds > 1 else ''} (mean)")
@@ -102,7 +103,7 @@ def table(doc: dict[str, Any]) -> Table:
 
 def notes(doc: dict[str, Any]) -> list[str]:
     out = []
-    opt = doc["policies"].get("optimal")
+    opt = doc["policies"].get("optimal") or doc["policies"].get("oracle")
     if opt and "solver" in opt:
         s = opt["solver"]
         gap = 100 * (s.get("max_gap") or 0)

@@ -93,7 +93,8 @@ def print_summary(console: Console, s: dict) -> None:
     t = Table(title=f"{s['scenario']} / {s['policy']} / seed {s['seed']}", show_header=True)
     t.add_column("metric")
     t.add_column("value", justify="right")
-    for key in ("duration_s", "sim_speed", "throughput_vs_ideal", "mean_locality",
+    for key in ("duration_s", "sim_speed", "throughput_vs_ideal", "throughput_vs_bound",
+                "mean_locality",
                 "p5_locality", "max_imbalance_settled", "convergence_max_s", "home_changes",
                 "max_home_changes_per_client_per_10min", "gib_migrated"):
         v = s.get(key)

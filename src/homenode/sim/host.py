@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from homenode.cpu import share_cpu
-from homenode.model import Action, MigratePages, SetHome, Snapshot, group_index
+from homenode.model import Action, MigratePages, SetHome, Snapshot, client_arrays, group_index
 from homenode.policy.load import pooled_share
+from homenode.sim.bound import cut_masks, tick_bound
 from homenode.sim.demand import DemandTable
 from homenode.sim.scenario import Scenario
 from homenode.units import GIB, PAGE_SIZE
@@ -70,6 +71,10 @@ class SimHost:
         self.group = group_index([c.affinity_group for c in self.clients])
         self.pools = scenario.pools
         self.pool_of = [c.pool for c in self.clients]
+        allowed = client_arrays(self.clients, nn).allowed.copy()
+        for i in np.flatnonzero(self.pinned >= 0):
+            allowed[i] = np.arange(nn) == self.pinned[i]
+        self.cuts = cut_masks(allowed)
 
         self.demand_table = DemandTable(n, rng)
         for i, s in enumerate(specs):
@@ -84,6 +89,7 @@ class SimHost:
         self.received = np.zeros(n)
         self.progress = np.zeros(n)        # cumulative useful work, core-seconds
         self.ideal = np.zeros(n)           # cumulative work with all memory local
+        self.bound = 0.0                   # cumulative true upper bound (sim/bound.py)
         self.migrated = np.zeros(n, np.int64)
         self.pages_migrated = 0
         # pending page moves: slot, src, dst, pages left (replaced by each apply)
@@ -225,6 +231,7 @@ class SimHost:
             eff = eff / ((1.0 - self.comm) + self.comm * self._comm_latency(live))
         self.progress += received * eff * dt
         self.ideal += want * dt
+        self.bound += tick_bound(want, self.topo.cores, self.cuts) * dt
         self.demand, self.received = demand, received
 
     def _comm_latency(self, live: np.ndarray) -> np.ndarray:
@@ -307,7 +314,7 @@ class SimHost:
 
     def totals(self) -> dict[str, float]:
         return {"progress": float(self.progress.sum()), "ideal": float(self.ideal.sum()),
-                "pages_migrated": float(self.pages_migrated)}
+                "bound": self.bound, "pages_migrated": float(self.pages_migrated)}
 
 
 class SimClock:
