@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from homenode import loop
 from homenode.policy import make_policy
-from homenode.policy.optimal import OptimalPolicy, hints_for
+from homenode.policy.optimal import SOLVER_THREADS, OptimalPolicy, hints_for
 from homenode.settings import Settings
 from homenode.sim import scenario as scenarios
 from homenode.sim.bound import cut_masks, tick_bound
@@ -24,6 +24,8 @@ def lp_max_flow(want: np.ndarray, cores: np.ndarray, allowed: np.ndarray) -> flo
     c, n = allowed.shape
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
+    # HiGHS's thread pool is process-wide: start it as the oracle does, or its solves fail
+    h.setOptionValue("threads", SOLVER_THREADS)
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = c * n, c + n
     lp.col_cost_ = np.full(c * n, -1.0)

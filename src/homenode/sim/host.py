@@ -18,12 +18,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from homenode.cpu import share_cpu
-from homenode.model import Action, MigratePages, SetHome, Snapshot, client_arrays, group_index
+from homenode.model import (
+    Action,
+    MigratePages,
+    Reason,
+    SetHome,
+    Snapshot,
+    Work,
+    client_arrays,
+    group_index,
+)
 from homenode.policy.load import pooled_share
 from homenode.sim.bound import cut_masks, tick_bound
+from homenode.sim.costs import copy_cpu, daemon_cpu, task_move_cpu, work_cpu
 from homenode.sim.demand import DemandTable
 from homenode.sim.scenario import Scenario
-from homenode.units import GIB, PAGE_SIZE
+from homenode.units import PAGE_SIZE
 
 _START, _STOP, _DEMAND, _DEMAND_ON_NODE = 0, 1, 2, 3
 
@@ -38,7 +48,10 @@ class Applied:
 
 
 class SimHost:
-    def __init__(self, scenario: Scenario, seed: int | None = None):
+    """``policy`` names the policy that will run, for the daemon it stands for
+    (sim/costs.py ``DAEMON``); None charges no daemon."""
+
+    def __init__(self, scenario: Scenario, seed: int | None = None, policy: str | None = None):
         self.sc = scenario
         self.seed = scenario.seed if seed is None else seed
         rng = np.random.default_rng(self.seed)
@@ -49,7 +62,9 @@ class SimHost:
         # nodes ordered by distance from each node: where first touch spills to.
         self.nearest = np.argsort(self.topo.distance, axis=1, kind="stable")
         self.bw_pages = spec.migration_bandwidth / PAGE_SIZE
-        self.mig_cpu_per_page = spec.migration_cpu_per_gib * PAGE_SIZE / GIB
+        self.mig_cpu_per_page = copy_cpu(1, spec.migration_cpu_per_gib)
+        self.costs = spec.costs
+        self.daemon_rate = daemon_cpu(policy, 1.0, self.costs) if policy else 0.0
 
         specs = scenario.clients
         n, nn = len(specs), self.topo.n
@@ -94,6 +109,12 @@ class SimHost:
         self.pages_migrated = 0
         # pending page moves: slot, src, dst, pages left (replaced by each apply)
         self.mig: dict[tuple[int, int, int], int] = {}
+        # moves whose copy runs in the client's own context (the kernel's fault path)
+        self.mig_in_task: set[tuple[int, int, int]] = set()
+        self.debt = np.zeros(n)            # core-seconds each client owes to overheads
+        self.daemon_debt = 0.0             # core-seconds the policy's daemon owes
+        self.overhead_cpu: dict[str, float] = {}     # core-seconds charged, by kind
+        self.work_done: dict[str, float] = {}        # units of work, by kind
 
         self._events: list[tuple[float, int, int, int, object]] = []
         seq = 0
@@ -136,6 +157,7 @@ class SimHost:
         abandons the moves in flight toward the old home."""
         out = []
         fresh: dict[tuple[int, int, int], int] = {}
+        in_task: set[tuple[int, int, int]] = set()
         for a in actions:
             i = self.slot.get(a.client)
             if i is None or not self.active[i]:
@@ -146,6 +168,8 @@ class SimHost:
                     out.append(Applied(a, False, f"no node {a.dst}"))
                     continue
                 if self.home[i] != a.dst:
+                    if self.home[i] >= 0:
+                        self._charge(i, "task_move", 1, task_move_cpu(self.costs))
                     self.home[i] = a.dst
                     self.home_since[i] = self.now
                     self._drop_moves(i)
@@ -157,14 +181,36 @@ class SimHost:
                     continue
                 key = (i, a.src, a.dst)
                 fresh[key] = fresh.get(key, 0) + max(int(a.pages), 0)
+                if a.reason is Reason.AUTONUMA:
+                    in_task.add(key)
                 out.append(Applied(a, True))
         for i in {k[0] for k in fresh}:
             self._drop_moves(i)
         self.mig.update(fresh)
+        self.mig_in_task |= in_task & fresh.keys()
         return out
+
+    def account(self, work: list[Work]) -> None:
+        """Price the work a decision reported (sim/costs.py): a client's is taken from
+        its own CPU, the daemon's from the host's."""
+        for w in work:
+            cpu = work_cpu(w.kind, w.count, self.costs)
+            i = self.slot.get(w.client, -1) if w.client else -1
+            if w.client and (i < 0 or not self.active[i]):
+                continue
+            self._charge(i, w.kind, w.count, cpu)
+
+    def _charge(self, slot: int, kind: str, count: float, cpu: float) -> None:
+        if slot >= 0:
+            self.debt[slot] += cpu
+        else:
+            self.daemon_debt += cpu
+        self.overhead_cpu[kind] = self.overhead_cpu.get(kind, 0.0) + cpu
+        self.work_done[kind] = self.work_done.get(kind, 0.0) + count
 
     def _drop_moves(self, slot: int) -> None:
         self.mig = {k: v for k, v in self.mig.items() if k[0] != slot}
+        self.mig_in_task = {k for k in self.mig_in_task if k[0] != slot}
 
     # --- time -------------------------------------------------------------------------
 
@@ -199,6 +245,7 @@ class SimHost:
                 self.home[i] = -1
                 self.pages[i] = 0
                 self.demand[i] = self.received[i] = 0.0
+                self.debt[i] = 0.0
                 self._drop_moves(i)
             elif kind == _DEMAND:
                 self.demand_table.set(i, payload)
@@ -216,7 +263,7 @@ class SimHost:
             # pool limits hold host-wide; within them CPU is shared per node
             want = np.minimum(want, pooled_share(np.inf, want, self.shares, self.res,
                                                  self.pool_of, self.pools))
-        mig_cpu = self._migrate(dt)
+        mig_cpu = self._migrate(dt) + self._daemon_cpu(dt)
         capacity = np.maximum(self.topo.cores - mig_cpu / dt, 0.0)
         group = np.where(live, self.home, -1)
         received = share_cpu(capacity, group, want, self.shares, self.res)
@@ -229,10 +276,23 @@ class SimHost:
         eff = 1.0 / ((1.0 - self.intensity) + self.intensity * lat)
         if self.group.max(initial=-1) >= 0:
             eff = eff / ((1.0 - self.comm) + self.comm * self._comm_latency(live))
-        self.progress += received * eff * dt
+        # overheads charged to a client come out of its own CPU time first
+        paid = np.minimum(self.debt, received * dt)
+        self.debt -= paid
+        self.progress += (received * dt - paid) * eff
         self.ideal += want * dt
         self.bound += tick_bound(want, self.topo.cores, self.cuts) * dt
         self.demand, self.received = demand, received
+
+    def _daemon_cpu(self, dt: float) -> np.ndarray:
+        """The policy's daemon: its CPU this tick, spread over the nodes by their cores."""
+        cpu = self.daemon_rate * dt + self.daemon_debt
+        if self.daemon_rate > 0:
+            kind = "daemon"
+            self.overhead_cpu[kind] = self.overhead_cpu.get(kind, 0.0) + self.daemon_rate * dt
+        self.daemon_debt = 0.0
+        cores = self.topo.cores
+        return cpu * cores / max(float(cores.sum()), 1e-9)
 
     def _comm_latency(self, live: np.ndarray) -> np.ndarray:
         """Mean latency ratio from each client to the running members of its group."""
@@ -296,12 +356,16 @@ class SimHost:
                 free[s] += n
                 self.migrated[i] += n
                 self.pages_migrated += n
-                cpu[d] += n * self.mig_cpu_per_page
+                if (i, s, d) in self.mig_in_task:
+                    self._charge(i, "copy_in_task", n, n * self.mig_cpu_per_page)
+                else:
+                    cpu[d] += n * self.mig_cpu_per_page
             left = self.mig[(i, s, d)] - n
             if left > 0 and self.pages[i, s] > 0:
                 self.mig[(i, s, d)] = left
             else:
                 del self.mig[(i, s, d)]
+                self.mig_in_task.discard((i, s, d))
         return cpu
 
     # --- what only a simulator can know -------------------------------------------------
@@ -311,6 +375,11 @@ class SimHost:
         idx = self._snap_idx
         return {"progress": self.progress[idx].copy(), "ideal": self.ideal[idx].copy(),
                 "migrated": self.migrated[idx].copy()}
+
+    def overhead(self) -> dict[str, dict[str, float]]:
+        """What the policy's work cost: core-seconds and units of work, by kind."""
+        return {"cpu_s": {k: round(v, 6) for k, v in sorted(self.overhead_cpu.items())},
+                "work": {k: round(v, 3) for k, v in sorted(self.work_done.items())}}
 
     def totals(self) -> dict[str, float]:
         return {"progress": float(self.progress.sum()), "ideal": float(self.ideal.sum()),

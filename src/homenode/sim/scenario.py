@@ -19,6 +19,7 @@ import numpy as np
 
 from homenode.errors import InputError
 from homenode.model import Client, Pool, Topology
+from homenode.sim.costs import Costs, parse_costs
 from homenode.sim.demand import KINDS, Curve
 from homenode.sim.traces import trace_clients
 from homenode.units import GIB, PAGE_SIZE, parse_duration, parse_size
@@ -35,6 +36,7 @@ class HostSpec:
     migration_cpu_per_gib: float = 0.25   # core-seconds to copy and remap one GiB
     remote_latency: float = 1.6           # latency ratio at SLIT distance 21
     tick: float = 0.1                     # s per CPU-model step
+    costs: Costs = field(default_factory=Costs)   # what work costs (sim/costs.py)
 
     def latency_ratio(self) -> np.ndarray:
         """(N, N) memory latency relative to local, linear in SLIT distance."""
@@ -206,6 +208,7 @@ def parse_host(t: Table) -> HostSpec:
         migration_cpu_per_gib=t.float("migration_cpu_per_gib", 0.25, lo=0.0),
         remote_latency=t.float("remote_latency", 1.6, lo=1.0),
         tick=t.duration("tick", 0.1),
+        costs=parse_costs(t.sub("costs")),
     )
     if not 0.001 <= spec.tick <= 10:
         raise InputError("host.tick", spec.tick, "must be between 1ms and 10s", t.where)
