@@ -32,6 +32,7 @@ from homenode.policy.load import pooled_share
 from homenode.sim.bound import cut_masks, tick_bound
 from homenode.sim.costs import copy_cpu, daemon_cpu, task_move_cpu, work_cpu
 from homenode.sim.demand import DemandTable
+from homenode.sim.profiles import link_flows, link_slowdown
 from homenode.sim.scenario import Scenario
 from homenode.units import PAGE_SIZE
 
@@ -59,6 +60,10 @@ class SimHost:
         self.topo = spec.topology
         self.tick = spec.tick
         self.latency = spec.latency_ratio()
+        mem = spec.memory
+        # with a profile, remote links saturate (sim/profiles.py)
+        self.link_cap = mem.link_capacity(self.topo.distance) if mem.profile else None
+        self.core_traffic = mem.core_traffic
         # nodes ordered by distance from each node: where first touch spills to.
         self.nearest = np.argsort(self.topo.distance, axis=1, kind="stable")
         self.bw_pages = spec.migration_bandwidth / PAGE_SIZE
@@ -270,7 +275,12 @@ class SimHost:
         self._first_touch(dt, live)
 
         total = self.pages.sum(axis=1)
-        lat_rows = self.latency[np.maximum(self.home, 0)]
+        latency = self.latency
+        if self.link_cap is not None:
+            traffic = received * self.intensity * self.core_traffic
+            flow = link_flows(np.where(live, self.home, -1), traffic, self.pages, self.topo.n)
+            latency = latency * link_slowdown(flow, self.link_cap)
+        lat_rows = latency[np.maximum(self.home, 0)]
         lat = np.where(total > 0, (self.pages * lat_rows).sum(axis=1) / np.maximum(total, 1),
                        1.0)
         eff = 1.0 / ((1.0 - self.intensity) + self.intensity * lat)
