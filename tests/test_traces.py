@@ -320,3 +320,21 @@ step = "10s"
 """)
     with pytest.raises(InputError, match="different rates"):
         traces.real_time(sc)
+
+
+def test_simulate_and_compare_take_real_time(tmp_path):
+    import json
+    import subprocess
+    import sys
+    p = tmp_path / "s.toml"
+    p.write_text(SCENARIO.format(dir=FIX, extra='[[traces]]\nformat = "planetlab"\n'
+                                 'files = "planetlab/slice-a"\nstep = "5s"\n'))
+    for cmd in (["simulate", "--no-plots", "-q"], ["compare", "--policies", "static",
+                                                   "--no-plots", "--jobs", "1"]):
+        out = tmp_path / cmd[0]
+        proc = subprocess.run([sys.executable, "-m", "homenode", *cmd, str(p), "--real-time",
+                               "--out", str(out)], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        doc = json.loads((out / ("summary.json" if cmd[0] == "simulate" else
+                                 "compare.json")).read_text())
+        assert doc["duration_s"] == 40 * 60      # 8 samples of 300 s, not of 5 s

@@ -16,6 +16,7 @@ from homenode.errors import InputError
 from homenode.policy import policy_names
 from homenode.policy.optimal import SOLVE_TIME_LIMIT
 from homenode.sim import scenario as scenarios
+from homenode.sim import traces
 
 DEFAULT_OUT = "homenode-compare"
 TABLE_WIDTH = 120
@@ -46,9 +47,11 @@ def parse_policies(text: str) -> list[str]:
               help="Simulated seconds (default: the scenario's).")
 @click.option("--jobs", type=int, default=None,
               help="Parallel worker processes (default: one per CPU).")
+@click.option("--real-time", is_flag=True, help="Play trace scenarios at the traces' own "
+              "time step instead of compressed (docs/baselines.md).")
 @click.option("--no-plots", is_flag=True, help="Skip compare.png.")
 def compare_cmd(scenario: str, policies: str, seeds: int, out: Path, duration: float | None,
-                jobs: int | None, no_plots: bool) -> None:
+                jobs: int | None, real_time: bool, no_plots: bool) -> None:
     """Run POLICIES on one scenario on identical inputs and print one table."""
     names = parse_policies(policies)
     if seeds < 1:
@@ -58,6 +61,8 @@ def compare_cmd(scenario: str, policies: str, seeds: int, out: Path, duration: f
     if jobs is not None and jobs < 1:
         raise InputError("--jobs", jobs, "must be at least 1")
     sc = scenarios.load(scenario)
+    if real_time:
+        sc = traces.real_time(sc)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total} runs"), TimeElapsedColumn(),
                   console=Console(stderr=True), transient=True) as bar:
