@@ -88,7 +88,22 @@ def test_work_is_priced_by_the_pure_functions():
     host = SimHost(scenario())
     host.account([Work("proc_read", 3.0), Work("hint_fault", 5.0, "b")])
     assert host.daemon_debt == 3 * c.proc_read
+    # a page faults only once touched: b has not run yet
+    assert host.debt[host.slot["b"]] == 0
+    host.advance_to(1.0)
+    host.account([Work("hint_fault", 5.0, "b")])
     assert host.debt[host.slot["b"]] == 5 * c.hint_fault
+
+
+def test_hinting_faults_are_limited_by_how_fast_the_client_touches_its_pages():
+    # the same scenario, b touching 4 MiB/s
+    sc = parse(HOST.format(costs="").replace('start_home = 0\n',
+                                             'start_home = 0\ntouch_rate = "4MiB"\n'),
+               "slow.toml")
+    host = SimHost(sc)
+    host.advance_to(2.0)                  # 2 s x 1 CPU x 1024 pages/s
+    host.account([Work("hint_fault", 1e6, "b")])
+    assert host.work_done["hint_fault"] == pytest.approx(2048, rel=0.06)
 
 
 def test_an_unknown_cost_is_one_line_naming_it():

@@ -117,6 +117,7 @@ class SimHost:
         # moves whose copy runs in the client's own context (the kernel's fault path)
         self.mig_in_task: set[tuple[int, int, int]] = set()
         self.debt = np.zeros(n)            # core-seconds each client owes to overheads
+        self.touched = np.zeros(n)         # pages touched since their last hinting fault
         self.daemon_debt = 0.0             # core-seconds the policy's daemon owes
         self.overhead_cpu: dict[str, float] = {}     # core-seconds charged, by kind
         self.work_done: dict[str, float] = {}        # units of work, by kind
@@ -199,11 +200,15 @@ class SimHost:
         """Price the work a decision reported (sim/costs.py): a client's is taken from
         its own CPU, the daemon's from the host's."""
         for w in work:
-            cpu = work_cpu(w.kind, w.count, self.costs)
             i = self.slot.get(w.client, -1) if w.client else -1
             if w.client and (i < 0 or not self.active[i]):
                 continue
-            self._charge(i, w.kind, w.count, cpu)
+            count = w.count
+            if w.kind == "hint_fault" and i >= 0:
+                # a PROT_NONE page faults only once the client touches it
+                count = min(count, self.touched[i])
+                self.touched[i] -= count
+            self._charge(i, w.kind, count, work_cpu(w.kind, count, self.costs))
 
     def _charge(self, slot: int, kind: str, count: float, cpu: float) -> None:
         if slot >= 0:
@@ -286,6 +291,10 @@ class SimHost:
         eff = 1.0 / ((1.0 - self.intensity) + self.intensity * lat)
         if self.group.max(initial=-1) >= 0:
             eff = eff / ((1.0 - self.comm) + self.comm * self._comm_latency(live))
+        # each running client touches pages at its touch rate (one CPU's worth), each
+        # page at most once between two faults on it
+        self.touched = np.minimum(self.touched + self.touch * np.minimum(received, 1.0) * dt,
+                                  self.pages.sum(axis=1))
         # overheads charged to a client come out of its own CPU time first
         paid = np.minimum(self.debt, received * dt)
         self.debt -= paid
