@@ -1,13 +1,15 @@
 """Guest runs -> calibration fixtures, and the simulator's mirror of each beside them.
 
-    python bench/calibrate.py reduce RAW_DIR CASE_NAME [--out tests/fixtures/calibration]
+    python bench/calibrate.py reduce CASE_NAME RAW.json ... [--out tests/fixtures/calibration]
     python bench/calibrate.py compare [FIXTURE ...]
 
-``reduce`` reads the raw results ``bench/kernel_compare.py --raw RAW_DIR`` kept (one
-JSON per balancer: ``<scenario>-<N>n-<balancer>.json``) and writes one compact fixture
-``CASE_NAME.json``: per balancer, the run length, pages migrated, hinting faults, PTE
-updates, task moves between nodes (changes of the node each worker last ran on, between
-0.5 s samples: a lower bound), the workers' system time, and pages per node every 2 s.
+``reduce`` reads raw results ``bench/kernel_compare.py --raw DIR`` kept (one guest run
+per file, at most one per balancer; the balancer is named inside) and writes one compact
+fixture ``CASE_NAME.json``: the workers (size, first-touch node) and, per balancer, the
+pages per second each worker touched over its life (its own report), the run length,
+pages migrated, hinting faults, PTE updates, task moves between nodes (changes of the
+node each worker last ran on, between 0.5 s samples: a lower bound), the workers' system
+time, and pages per node every 2 s (``[t, node 0, node 1, ...]``).
 ``compare`` prints, per fixture and balancer, measured against simulated
 (``homenode.sim.calibration``), and whether each count is inside its band.
 Every guest boot is kernel_compare's (run it under ``flock /work/qemu.lock``).
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -52,7 +55,7 @@ def reduce_run(res: dict[str, Any]) -> dict[str, Any]:
                 if w.get("tag") == "managed":
                     for n, c in w["pages"].items():
                         per[int(n)] += int(c)
-            series.append([round(s["t"], 2), per])
+            series.append([round(s["t"], 2), *per])
             next_t = s["t"] + EVERY_S
     sys_s = sum(w.get("stime", 0.0) for w in last["w"].values()) - \
         sum(w.get("stime", 0.0) for w in first["w"].values())
@@ -63,7 +66,9 @@ def reduce_run(res: dict[str, Any]) -> dict[str, Any]:
 
 
 def workers_of(res: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each managed worker's size, arrival and first-touch node, from the samples."""
+    """Each managed worker's size, arrival, first-touch node and touch rate."""
+    rate = {str(w["pid"]): w["pages_done"] / w["t"] for w in res.get("workers", ())
+            if w.get("tag") == "managed" and w.get("t")}
     seen: dict[str, dict[str, Any]] = {}
     for s in res["samples"]:
         for pid, w in s["w"].items():
@@ -81,27 +86,35 @@ def workers_of(res: dict[str, Any]) -> list[dict[str, Any]]:
                 # touched while bound to one node, or wherever the scheduler ran it
                 e["first_touch"] = node if pages[node] >= 0.95 * total else None
     out = []
-    for e in seen.values():
-        out.append({"mib": max(1, round(e["pages"] * 4096 / 2**20)),
-                    "start_s": e["start_s"], "first_touch": e["first_touch"]})
+    for pid, e in seen.items():
+        w = {"mib": max(1, round(e["pages"] * 4096 / 2**20)), "start_s": e["start_s"],
+             "first_touch": e["first_touch"]}
+        if pid in rate:
+            w["touch_pages_per_s"] = round(rate[pid], 1)
+        out.append(w)
     return out
 
 
-def reduce(raw: Path, name: str, out: Path) -> Path:
-    runs = sorted(raw.glob("*.json"))
-    if not runs:
-        raise SystemExit(f"calibrate: no raw results in {raw}")
-    case: dict[str, Any] = {"case": name, "balancers": {}}
+def reduce(runs: list[Path], name: str, out: Path) -> Path:
+    case: dict[str, Any] = {"case": name, "sources": [str(p) for p in runs], "balancers": {}}
     for p in runs:
-        balancer = p.stem.rsplit("-", 1)[1]
         res = json.loads(p.read_text())
+        balancer = res["balancer"]
         case["nodes"] = len(res["node_cpus"])
-        case.setdefault("workers", workers_of(res))
+        workers = workers_of(res)
+        case.setdefault("workers", [{k: v for k, v in w.items() if k != "touch_pages_per_s"}
+                                    for w in workers])
         case["balancers"][balancer] = reduce_run(res)
+        rates = [w.get("touch_pages_per_s") for w in workers]
+        if all(rates):
+            case["balancers"][balancer]["touch_pages_per_s"] = rates
     case["mem_per_node_mib"] = max(1024, sum(w["mib"] for w in case["workers"]) + 512)
     out.mkdir(parents=True, exist_ok=True)
     dst = out / f"{name}.json"
-    dst.write_text(json.dumps(case, indent=1) + "\n")
+    # one line per sample: numbers-only arrays collapsed
+    text = re.sub(r"\[\s+([-\d.,\s]+?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]",
+                  json.dumps(case, indent=1))
+    dst.write_text(text + "\n")
     return dst
 
 
@@ -131,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("reduce")
-    r.add_argument("raw", type=Path)
     r.add_argument("name")
+    r.add_argument("raw", type=Path, nargs="+")
     r.add_argument("--out", type=Path, default=FIXTURES)
     c = sub.add_parser("compare")
     c.add_argument("fixtures", type=Path, nargs="*")

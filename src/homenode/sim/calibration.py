@@ -39,17 +39,20 @@ def mirror(case: dict[str, Any], balancer: str) -> Scenario:
     m = case["balancers"][balancer]
     nodes, mem = case["nodes"], case["mem_per_node_mib"]
     clients = []
-    for i, w in enumerate(case["workers"]):
+    rates = m.get("touch_pages_per_s") or [None] * len(case["workers"])
+    for i, (w, rate) in enumerate(zip(case["workers"], rates, strict=True)):
         start = float(w.get("start_s", 0.0))
         # a worker first-touched on node 0 was bound there: that is where it starts
         placed = 'start_home = 0\nmemory_on = 0\n' if w.get("first_touch") == 0 else ""
+        # how fast the guest's worker touched its pages (TCG speed): its faults' limit
+        touch = f"touch_rate = {int(rate * 4096)}\n" if rate else ""
         clients.append(f"""
 [[clients]]
 name = "w{i}"
 vcpus = 1
 memory = "{w['mib']}MiB"
 start = {start}
-{placed}demand = {{ kind = "constant", cpu = 1.0 }}
+{placed}{touch}demand = {{ kind = "constant", cpu = 1.0 }}
 """)
     text = f"""
 name = "calib-{case['case']}-{balancer}"
