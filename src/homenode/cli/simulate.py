@@ -17,6 +17,7 @@ from homenode.policy import policy_names
 from homenode.settings import Settings, parse_assignments
 from homenode.settings import profile as settings_profile
 from homenode.sim import scenario as scenarios
+from homenode.sim import traces
 from homenode.simulation import simulate
 
 DEFAULT_OUT = "homenode-out"
@@ -35,6 +36,8 @@ DEFAULT_OUT = "homenode-out"
 @click.option("--profile", default=None, metavar="NAME",
               help="Start from a named settings profile: homenode (default) or "
               "esxi-default (the same policy configured as ESXi ships).")
+@click.option("--real-time", is_flag=True, help="Play trace scenarios at the traces' own "
+              "time step instead of compressed (docs/baselines.md).")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots and report.html.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or table; print the "
               "output directory only.")
@@ -48,8 +51,8 @@ DEFAULT_OUT = "homenode-out"
 @click.option("--metrics", "metrics_addr", default=None, metavar="HOST:PORT",
               help="With --live: also serve Prometheus metrics there (loopback only).")
 def simulate_cmd(scenario: str, policy: str, duration: float | None, seed: int | None,
-                 out: Path, sets: tuple[str, ...], profile: str | None, no_plots: bool,
-                 quiet: bool, live: bool,
+                 out: Path, sets: tuple[str, ...], profile: str | None, real_time: bool,
+                 no_plots: bool, quiet: bool, live: bool,
                  speed: float, socket_path: Path | None, metrics_addr: str | None) -> None:
     """Run a policy on a simulated NUMA host and write its metrics to --out."""
     if policy not in policy_names():
@@ -60,6 +63,8 @@ def simulate_cmd(scenario: str, policy: str, duration: float | None, seed: int |
     if seed is not None and seed < 0:
         raise InputError("--seed", seed, "must not be negative")
     sc = scenarios.load(scenario)
+    if real_time:
+        sc = traces.real_time(sc)
     overrides = parse_assignments(list(sets))
     Settings.from_mapping(overrides)   # fail before running anything
     if profile:
@@ -93,7 +98,8 @@ def print_summary(console: Console, s: dict) -> None:
     t = Table(title=f"{s['scenario']} / {s['policy']} / seed {s['seed']}", show_header=True)
     t.add_column("metric")
     t.add_column("value", justify="right")
-    for key in ("duration_s", "sim_speed", "throughput_vs_ideal", "mean_locality",
+    for key in ("duration_s", "sim_speed", "throughput_vs_ideal", "throughput_vs_bound",
+                "mean_locality",
                 "p5_locality", "max_imbalance_settled", "convergence_max_s", "home_changes",
                 "max_home_changes_per_client_per_10min", "gib_migrated"):
         v = s.get(key)
