@@ -15,16 +15,13 @@ from homenode.errors import InputError
 from homenode.model import SetHome
 from homenode.policy.esxi import EsxiPolicy
 from homenode.settings import Settings
-from homenode.sim.scenario import HostSpec
+from homenode.sim import scenario as scenarios
 from homenode.units import GIB, PAGE_SIZE
 
 
 def test_default_table_is_the_simulators_latency():
-    d = np.array([[10, 12, 21, 32]])
-    spec = HostSpec.__new__(HostSpec)
-    object.__setattr__(spec, "remote_latency", 1.6)
-    object.__setattr__(spec, "topology", type("T", (), {"distance": d})())
-    assert np.allclose(latency_ratio(d), spec.latency_ratio())
+    host = scenarios.load("epyc").host            # SLIT 10 / 12 / 32
+    assert np.allclose(latency_ratio(host.topology.distance), host.latency_ratio())
 
 
 def test_slit_table_parses_and_refuses_nonsense():
