@@ -18,7 +18,8 @@ from homenode.settings import Settings
 P = 1000  # pages
 
 
-ESXI_RULES = Settings(balance_min_load=0.0, balance_persistence=1, affinity_peak_window=0.0)
+ESXI_RULES = Settings(balance_min_load=0.0, balance_persistence=1, affinity_peak_window=0.0,
+                      cost_benefit_enable=False)
 
 
 def decide(rows, time=100.0, settings=None, nodes=2):
@@ -93,7 +94,7 @@ def test_no_load_move_while_no_node_is_busy():
     rows = [dict(id="a", home=0, demand=4.0, pages=[P, 0]),
             dict(id="c", home=0, demand=3.0, pages=[P, 0]),
             dict(id="b", home=1, demand=1.0, pages=[0, P])]
-    gate = Settings(balance_persistence=1)
+    gate = Settings(balance_persistence=1, cost_benefit_enable=False)
     assert moves(decide(rows, settings=gate)) == []
     # at 0.95 the same shape is rebalanced
     rows[0]["demand"] = 6.5
@@ -105,7 +106,7 @@ def test_imbalance_must_persist_unless_a_node_is_overcommitted():
     rows = [dict(id="a", home=0, demand=6.5, pages=[P, 0]),
             dict(id="c", home=0, demand=3.0, pages=[P, 0]),
             dict(id="b", home=1, demand=1.0, pages=[0, P])]
-    s = Settings(balance_persistence=3)
+    s = Settings(balance_persistence=3, cost_benefit_enable=False)
     pol = EsxiPolicy(s)
     first = [k for k in range(5) if moves(pol.decide(snap(topo(), rows, 100.0 + 2 * k)))]
     assert first[0] == 2

@@ -89,6 +89,8 @@ def test_host_invariants(clients, mem_gib, rounds):
         placed = alive & (host.home >= 0)
         per_node = np.bincount(host.home[placed], host.received[placed], N_NODES)
         assert (per_node <= host.topo.cores + 1e-9).all()
+        # whatever the actions, progress stays under the true upper bound (sim/bound.py)
+        assert host.progress.sum() <= host.bound * (1 + 1e-9) + 1e-9
 
 
 def test_migration_moves_pages_without_creating_any():

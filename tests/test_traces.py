@@ -277,3 +277,64 @@ def test_every_shared_bitbrains_file_reads():
         tr = traces.read_bitbrains(f)
         assert tr.step == 300.0 and len(tr) > 8000
         assert (tr.cpu <= 1.1 * tr.cores).all()
+
+
+# --- real time ---------------------------------------------------------------------------
+
+def test_real_time_plays_each_sample_for_its_own_step(tmp_path):
+    sc = load(tmp_path, """
+[[traces]]
+format = "bitbrains"
+files = "bitbrains/*.csv"
+step = "5s"
+start_every = "1s"
+""")
+    k = traces.compression(sc)
+    assert k == sc.clients[0].curve.real_step / 5.0 > 1
+    rt = traces.real_time(sc)
+    a, b = rt.clients
+    assert rt.duration == 40 * k and a.curve.step == a.curve.real_step
+    assert (a.start, b.start) == (0.0, k)
+    assert a.curve.values == sc.clients[0].curve.values
+    # the same demand at the same trace step, k times later
+    for t in (12.0, 27.0):
+        x, y = DemandTable(1, np.random.default_rng(0)), DemandTable(1, np.random.default_rng(0))
+        x.set(0, sc.clients[0].curve)
+        y.set(0, a.curve)
+        assert x.value(t, 0.1)[0] == y.value(t * k, 0.1)[0]
+    # a scenario without traces is already in real time
+    assert traces.real_time(scenarios.load("shift")) is not None
+    assert traces.compression(scenarios.load("shift")) == 1.0
+
+
+def test_traces_at_different_rates_cannot_be_played_in_real_time(tmp_path):
+    sc = load(tmp_path, """
+[[traces]]
+format = "planetlab"
+files = "planetlab/slice-a"
+step = "5s"
+[[traces]]
+format = "planetlab"
+files = "planetlab/slice-b"
+step = "10s"
+""")
+    with pytest.raises(InputError, match="different rates"):
+        traces.real_time(sc)
+
+
+def test_simulate_and_compare_take_real_time(tmp_path):
+    import json
+    import subprocess
+    import sys
+    p = tmp_path / "s.toml"
+    p.write_text(SCENARIO.format(dir=FIX, extra='[[traces]]\nformat = "planetlab"\n'
+                                 'files = "planetlab/slice-a"\nstep = "5s"\n'))
+    for cmd in (["simulate", "--no-plots", "-q"], ["compare", "--policies", "static",
+                                                   "--no-plots", "--jobs", "1"]):
+        out = tmp_path / cmd[0]
+        proc = subprocess.run([sys.executable, "-m", "homenode", *cmd, str(p), "--real-time",
+                               "--out", str(out)], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        doc = json.loads((out / ("summary.json" if cmd[0] == "simulate" else
+                                 "compare.json")).read_text())
+        assert doc["duration_s"] == 40 * 60      # 8 samples of 300 s, not of 5 s

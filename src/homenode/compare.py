@@ -43,7 +43,7 @@ COMPARE_JSON = "compare.json"
 COMPARE_PNG = "compare.png"
 SMOOTH_S = 10.0          # s: the throughput curve is a moving mean over this window
 # Summary keys that are per-run facts rather than quantities to average.
-NOT_AVERAGED = {"scenario", "policy", "seed", "convergence_s", "settings"}
+NOT_AVERAGED = {"scenario", "policy", "seed", "convergence_s", "settings", "overhead"}
 SERIES = (("throughput", "throughput vs ideal (10 s mean)"), ("locality", "memory locality"),
           ("imbalance", "load imbalance (max - min)"), ("gib_migrated", "GiB migrated"))
 
@@ -91,7 +91,7 @@ def run_job(job: Job) -> dict[str, Any]:
     """One simulation; returns its summary, its time series and (optimal) solver stats."""
     made: list[OptimalPolicy] = []
     factory = None
-    if job.policy == "optimal":
+    if job.policy in ("optimal", "oracle"):
         hints = hints_for(job.scenario)
 
         def factory(cfg: Settings) -> OptimalPolicy:

@@ -264,6 +264,18 @@ class Considered:
     reason: Reason
     score: float
     verdict: str              # "taken" or the rule that stopped it
+    detail: str = ""          # the cost-benefit arithmetic, where it was worked out
+
+
+@dataclass(frozen=True)
+class Work:
+    """Work a decision cost beyond its actions, counted, not priced (a host prices it:
+    sim/costs.py): the kernel's page-table scans and hinting faults in a client's
+    context, a daemon's reads of /proc.  ``client`` "" is the policy's own process."""
+
+    kind: str                 # a key of sim/costs.py WORK_COST
+    count: float
+    client: str = ""
 
 
 @dataclass
@@ -272,3 +284,4 @@ class Decision:
 
     actions: list[Action] = field(default_factory=list)
     considered: list[Considered] = field(default_factory=list)
+    work: list[Work] = field(default_factory=list)

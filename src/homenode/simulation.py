@@ -10,6 +10,7 @@ from typing import Any
 
 from homenode import loop
 from homenode.metrics import RunRecorder, summarize
+from homenode.model import Decision, Snapshot
 from homenode.policy import Policy, make_policy
 from homenode.report import write_run
 from homenode.settings import Settings
@@ -47,16 +48,19 @@ def simulate(sc: Scenario, policy: str = "esxi", *, seed: int | None = None,
         cfg = Settings.from_mapping(settings, base=cfg)
     seed = sc.seed if seed is None else seed
     duration = sc.duration if duration is None else duration
-    host = SimHost(sc, seed)
+    host = SimHost(sc, seed, policy)
     pol = factory(cfg) if factory is not None else make_policy(policy, cfg)
     rec = RunRecorder(extra=host.stats)
     wall0 = time.perf_counter()
-    loop.run(host, pol, SimClock(host), duration=duration, interval=interval,
+    loop.run(host, Accounted(pol, host), SimClock(host), duration=duration, interval=interval,
              recorder=loop.Tee(rec, recorder) if recorder is not None else rec, on_tick=on_tick)
     wall = time.perf_counter() - wall0
     summary = summarize(rec, scenario=sc.name, policy=policy, seed=seed, duration=duration,
                         event_times=[t for t in sc.event_times() if t < duration],
                         wall_s=wall, totals=host.totals())
+    over = host.overhead()
+    summary["overhead_cpu_s"] = round(sum(over["cpu_s"].values()), 4)
+    summary["overhead"] = over
     if profile:
         summary["profile"] = profile
     if cfg.changed():
@@ -64,6 +68,22 @@ def simulate(sc: Scenario, policy: str = "esxi", *, seed: int | None = None,
     if out is not None:
         write_run(Path(out), rec, summary, plots=plots)
     return SimResult(summary, rec)
+
+
+class Accounted:
+    """The policy as the simulator runs it: the work each decision reports (hinting
+    faults, /proc reads) is handed to the host to be priced and charged."""
+
+    def __init__(self, policy: Policy, host: SimHost):
+        self.policy, self.host = policy, host
+        self.name = policy.name
+
+    def decide(self, snap: Snapshot) -> Decision:
+        d = self.policy.decide(snap)
+        if d.work:
+            self.host.account(d.work)
+        return d
+
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,10 @@ KEYS: dict[str, KeyInfo] = {
                          "figure that differs between two runs of one scenario and seed)"),
     "throughput_vs_ideal": KeyInfo("ratio", "total progress over the progress with all "
                                    "memory local and no overload (1 = ideal)"),
+    "throughput_vs_bound": KeyInfo("ratio", "total progress over the true upper bound "
+                                   "(fractional homes, free instant migration; <= 1)"),
+    "overhead_cpu_s": KeyInfo("core-s", "CPU the balancer itself cost (scans, hinting "
+                              "faults, copies, daemon ticks), charged to the run"),
     "mean_locality": KeyInfo("0..1", "memory-weighted share of memory on the home node, "
                              "mean over the last half of the run"),
     "p5_locality": KeyInfo("0..1", "5th percentile of locality over clients and samples, "
@@ -46,7 +50,8 @@ KEYS: dict[str, KeyInfo] = {
 }
 
 # Shown by `homenode simulate` for every run.
-CORE = ("duration_s", "sim_speed", "throughput_vs_ideal", "mean_locality", "p5_locality",
+CORE = ("duration_s", "sim_speed", "throughput_vs_ideal", "throughput_vs_bound",
+        "overhead_cpu_s", "mean_locality", "p5_locality",
         "max_imbalance_settled", "convergence_max_s", "home_changes",
         "max_home_changes_per_client_per_10min", "gib_migrated")
 # Shown when the run has them (the scenario has wide VMs, groups, pools) or expects them.

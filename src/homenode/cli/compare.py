@@ -16,6 +16,7 @@ from homenode.errors import InputError
 from homenode.policy import policy_names
 from homenode.policy.optimal import SOLVE_TIME_LIMIT
 from homenode.sim import scenario as scenarios
+from homenode.sim import traces
 
 DEFAULT_OUT = "homenode-compare"
 TABLE_WIDTH = 120
@@ -48,9 +49,11 @@ def parse_policies(text: str) -> list[str]:
               help="Simulated seconds (default: the scenario's).")
 @click.option("--jobs", type=int, default=None,
               help="Parallel worker processes (default: one per CPU).")
+@click.option("--real-time", is_flag=True, help="Play trace scenarios at the traces' own "
+              "time step instead of compressed (docs/baselines.md).")
 @click.option("--no-plots", is_flag=True, help="Skip the plots and the reports.")
 def compare_cmd(scenario: str, policies: str, seeds: int, out: Path, duration: float | None,
-                jobs: int | None, no_plots: bool) -> None:
+                jobs: int | None, real_time: bool, no_plots: bool) -> None:
     """Run POLICIES on one scenario on identical inputs and print one table."""
     names = parse_policies(policies)
     if seeds < 1:
@@ -60,6 +63,8 @@ def compare_cmd(scenario: str, policies: str, seeds: int, out: Path, duration: f
     if jobs is not None and jobs < 1:
         raise InputError("--jobs", jobs, "must be at least 1")
     sc = scenarios.load(scenario)
+    if real_time:
+        sc = traces.real_time(sc)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total} runs"), TimeElapsedColumn(),
                   console=Console(stderr=True), transient=True) as bar:
@@ -76,7 +81,8 @@ def compare_cmd(scenario: str, policies: str, seeds: int, out: Path, duration: f
     console.print(f"wrote {out}/{where}", markup=False, highlight=False)
 
 
-COLUMNS = (("throughput_vs_ideal", "thr/ideal"), ("mean_locality", "mean loc"),
+COLUMNS = (("throughput_vs_ideal", "thr/ideal"), ("throughput_vs_bound", "thr/bound"),
+           ("mean_locality", "mean loc"),
            ("p5_locality", "p5 loc"), ("max_imbalance_settled", "settled imb"),
            ("convergence_max_s", "conv max s"), ("home_changes", "home chg"),
            ("gib_migrated", "GiB migr"))
@@ -84,7 +90,7 @@ COLUMNS = (("throughput_vs_ideal", "thr/ideal"), ("mean_locality", "mean loc"),
 
 def table(doc: dict[str, Any]) -> Table:
     pols = doc["policies"]
-    opt = (pols.get("optimal") or {}).get("throughput_vs_ideal")
+    opt = (pols.get("optimal") or pols.get("oracle") or {}).get("throughput_vs_ideal")
     seeds = len(doc["seeds"])
     t = Table(title=f"{doc['scenario']}: {doc['duration_s']:g} s, {seeds} seed"
               f"{'s' if seeds > 1 else ''} (mean)")
@@ -106,7 +112,7 @@ def table(doc: dict[str, Any]) -> Table:
 
 def notes(doc: dict[str, Any]) -> list[str]:
     out = []
-    opt = doc["policies"].get("optimal")
+    opt = doc["policies"].get("optimal") or doc["policies"].get("oracle")
     if opt and "solver" in opt:
         s = opt["solver"]
         gap = 100 * (s.get("max_gap") or 0)

@@ -20,6 +20,7 @@ from homenode.report import check_out
 from homenode.settings import Settings, parse_assignments
 from homenode.settings import profile as settings_profile
 from homenode.sim import scenario as scenarios
+from homenode.sim import traces
 from homenode.simulation import simulate, verdicts
 
 DEFAULT_OUT = "homenode-out"
@@ -38,6 +39,8 @@ DEFAULT_OUT = "homenode-out"
 @click.option("--profile", default=None, metavar="NAME",
               help="Start from a named settings profile: homenode (default) or "
               "esxi-default (the same policy configured as ESXi ships).")
+@click.option("--real-time", is_flag=True, help="Play trace scenarios at the traces' own "
+              "time step instead of compressed (docs/baselines.md).")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots and report.html.")
 @click.option("--check", is_flag=True, help="Exit 1 when the run misses one of the "
               "scenario's [expect] entries (the verdicts are printed either way).")
@@ -53,8 +56,8 @@ DEFAULT_OUT = "homenode-out"
 @click.option("--metrics", "metrics_addr", default=None, metavar="HOST:PORT",
               help="With --live: also serve Prometheus metrics there (loopback only).")
 def simulate_cmd(scenario: str, policy: str, duration: float | None, seed: int | None,
-                 out: Path, sets: tuple[str, ...], profile: str | None, no_plots: bool,
-                 check: bool, quiet: bool, live: bool,
+                 out: Path, sets: tuple[str, ...], profile: str | None, real_time: bool,
+                 no_plots: bool, check: bool, quiet: bool, live: bool,
                  speed: float, socket_path: Path | None, metrics_addr: str | None) -> None:
     """Run a policy on a simulated NUMA host and write its metrics to --out."""
     if policy not in policy_names():
@@ -66,6 +69,8 @@ def simulate_cmd(scenario: str, policy: str, duration: float | None, seed: int |
         raise InputError("--seed", seed, "must not be negative")
     sc = scenarios.load(scenario)
     check_out(out)
+    if real_time:
+        sc = traces.real_time(sc)
     overrides = parse_assignments(list(sets))
     Settings.from_mapping(overrides)   # fail before running anything
     if profile:

@@ -179,7 +179,8 @@ def summary_line(doc: dict[str, Any]) -> str:
                    key=lambda c: c["score"] if c["score"] is not None else -1e300)
         text += (f" At t={r['time']:.1f} s its best alternative ({_node(best['src'])} → "
                  f"{_node(best['dst'])}, {best['reason']}, score {_score(best['score'])}) "
-                 f"was {rule_text(best['verdict'], doc.get('settings'))}.")
+                 f"was {rule_text(best['verdict'], doc.get('settings'))}"
+                 + (f" [{best['detail']}]" if best.get("detail") else "") + ".")
     return text
 
 
@@ -213,6 +214,8 @@ def explain_lines(doc: dict[str, Any], last: int = DEFAULT_LAST) -> list[str]:
         for c in alts[:ALTERNATIVES_SHOWN]:
             lines.append(f"      {_node(c['src'])} → {_node(c['dst'])} {c['reason']:<9} "
                          f"score {_score(c['score']):>7}  {rule_text(c['verdict'], settings)}")
+            if c.get("detail"):
+                lines.append(f"          {c['detail']}")
         if len(alts) > ALTERNATIVES_SHOWN:
             lines.append(f"      ... and {len(alts) - ALTERNATIVES_SHOWN} more")
     if not records:

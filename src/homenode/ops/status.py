@@ -344,7 +344,8 @@ def action_row(now: float, a: Action, ok: bool) -> dict[str, Any]:
 
 def considered_row(c: Considered) -> dict[str, Any]:
     return {"client": c.client, "src": c.src, "dst": c.dst, "reason": str(c.reason),
-            "score": _num(c.score), "verdict": c.verdict}
+            "score": _num(c.score), "verdict": c.verdict,
+            **({"detail": c.detail} if c.detail else {})}
 
 
 def _record(now: float) -> dict[str, Any]:

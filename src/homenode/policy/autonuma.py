@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from homenode.model import Considered, Decision, MigratePages, Reason, SetHome, Snapshot
+from homenode.model import Considered, Decision, MigratePages, Reason, SetHome, Snapshot, Work
 from homenode.policy.base import register
 from homenode.settings import Settings
 from homenode.units import MIB, PAGE_SIZE
@@ -170,7 +170,11 @@ class AutoNumaPolicy:
                 continue
             t = self.tasks.setdefault(c.id, Task(n, node=int(home[i])))
             self._observe_moves(t, snap.pages[i], int(home[i]))
-            self._scan(t, snap, i, dt)
+            scanned = self._scan(t, snap, i, dt)
+            if scanned > 0:
+                # the kernel's work in the task's context, priced by the host
+                d.work.append(Work("scan_page", scanned, c.id))
+                d.work.append(Work("hint_fault", scanned, c.id))
         moved: dict[int, int] = {}
         self._numa_migrate(snap, home, want, d, moved)
         self._load_balance(snap, home, want, d, moved)
@@ -214,15 +218,18 @@ class AutoNumaPolicy:
         if node != t.node:          # moved by someone else (or first sight)
             t.node, t.since_move = node, 0.0
 
-    def _scan(self, t: Task, snap: Snapshot, i: int, dt: float) -> None:
+    def _scan(self, t: Task, snap: Snapshot, i: int, dt: float) -> float:
+        """Scan the windows due by the task's run time; returns the pages scanned (each
+        a PTE made PROT_NONE and, as every scanned page is touched, a hinting fault)."""
         received = float(snap.received[i])
         if received < IDLE_CPU:
-            return
+            return 0.0
         t.runtime += dt * min(received, 1.0)
         pages = snap.pages[i].astype(float)
         rss = pages.sum()
         if rss <= 0:
-            return
+            return 0.0
+        done = 0.0
         smin, smax = scan_bounds(rss)
         window = SCAN_SIZE_MB * MIB / PAGE_SIZE / rss     # fraction of a pass per window
         vcpus = snap.clients[i].vcpus
@@ -235,6 +242,7 @@ class AutoNumaPolicy:
             passed = 1.0 if t.seq <= EARLY_SEQ else two_stage_pass(t.since_move, w)
             t.approved += remote_left * share * passed
             scanned = pages * w
+            done += float(scanned.sum())
             t.buffer += scanned
             t.local += scanned[t.node]
             t.remote += scanned.sum() - scanned[t.node]
@@ -244,6 +252,7 @@ class AutoNumaPolicy:
                 t.offset = 0.0
                 t.seq += 1
                 self._placement(t, snap, vcpus, smin, smax)
+        return done
 
     def _placement(self, t: Task, snap: Snapshot, vcpus: int, smin: float,
                    smax: float) -> None:

@@ -6,8 +6,10 @@ import math
 
 import numpy as np
 
+from homenode.costmodel import latency_ratio, parse_slit_latency
 from homenode.model import Decision, Snapshot
 from homenode.policy.base import register
+from homenode.policy.forecast import Forecaster
 from homenode.policy.history import Counter, PeakTracker, Smoother
 from homenode.policy.load import client_vectors, entitlements, node_loads
 from homenode.policy.pacing import pace
@@ -32,6 +34,9 @@ class EsxiPolicy:
         self._swapped = Counter(-math.inf)
         self._smooth = Smoother(self.s.load_smoothing)
         self._imbalanced_for = 0
+        self._forecast = Forecaster()
+        self._deficit = Counter(0.0)
+        self._lat: tuple | None = None
 
     def decide(self, snap: Snapshot) -> Decision:
         d = Decision()
@@ -72,7 +77,15 @@ class EsxiPolicy:
         short = (ent_now > MIN_OWED_ENTITLEMENT) & (
             snap.received < (1.0 - self.s.lterm_mig_imbal_threshold) * ent_now)
         owed[:] = np.where(short & placed, owed + 1, 0)
+        deficit = self._deficit.get(snap.clients)
+        # signed: a client ahead of its entitlement banks credit, and the past fades
+        # over cost_horizon, so rotations even out shares over minutes
+        keep = math.exp(-self.s.rebalance_period / self.s.cost_horizon)
+        deficit[:] = np.where(placed, keep * deficit + (ent_now - snap.received)
+                              * self.s.rebalance_period, 0.0)
+        _, trend, var, spread = self._forecast.update(snap.clients, snap.demand)
         vec = snap.vectors()
+        pages = snap.pages.sum(axis=1).astype(float)
 
         def per_node(x: np.ndarray) -> np.ndarray:
             used = np.bincount(home[placed], x[placed], topo.n)
@@ -86,4 +99,16 @@ class EsxiPolicy:
             res=res, reserved=np.bincount(home[placed], res[placed], topo.n).astype(float),
             distance=topo.distance, vm=vec.vm, aff=vec.affinity,
             swapped=self._swapped.get(snap.clients), owed=owed,
-            peaks_known=self._peaks.ready or self.s.affinity_peak_window <= 0)
+            peaks_known=self._peaks.ready or self.s.affinity_peak_window <= 0,
+            pages=pages, lat=self._latency(topo.distance), var=var.copy(), trend=trend.copy(),
+            node_var=np.bincount(home[placed], var[placed], topo.n).astype(float),
+            spread=spread.copy(),
+            node_spread=np.bincount(home[placed], spread[placed], topo.n).astype(float),
+            node_trend=np.bincount(home[placed], trend[placed], topo.n).astype(float),
+            deficit=deficit)
+
+    def _latency(self, distance: np.ndarray) -> np.ndarray:
+        if self._lat is None or self._lat[0] is not distance:
+            table = parse_slit_latency(self.s.slit_latency)
+            self._lat = (distance, latency_ratio(distance, table))
+        return self._lat[1]

@@ -14,6 +14,7 @@ import numpy as np
 
 from homenode.model import Reason
 from homenode.policy.moves import Moves, View, make_moves, movable
+from homenode.policy.payoff import rotation_does_not_repay
 from homenode.policy.rules import (
     COMMON,
     would_thrash,
@@ -27,7 +28,7 @@ def not_better_off(v: View, m: Moves) -> np.ndarray:
     return v.loads[m.src] - m.load_dst_after < v.s.lterm_mig_imbal_threshold
 
 
-FAIRNESS_FILTERS = (*COMMON, not_better_off, would_thrash)
+FAIRNESS_FILTERS = (*COMMON, not_better_off, would_thrash, rotation_does_not_repay)
 
 
 def fairness_candidates(v: View) -> list[Moves]:

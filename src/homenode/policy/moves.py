@@ -38,6 +38,15 @@ class View:
     aff: np.ndarray         # affinity group, -1 = none
     swapped: np.ndarray     # time of the client's last swap
     owed: np.ndarray        # consecutive periods the client was owed CPU
+    pages: np.ndarray = None       # resident pages per client
+    lat: np.ndarray = None         # (N, N) latency ratio (settings.slit_latency)
+    var: np.ndarray = None         # per client: variance of its demand forecast, cores^2
+    trend: np.ndarray = None       # per client: forecast trend, cores/period
+    node_var: np.ndarray = None    # per node: sum of var of its clients
+    node_trend: np.ndarray = None  # per node: sum of its clients' trends, cores/period
+    spread: np.ndarray = None      # per client: variance around its long-run mean
+    node_spread: np.ndarray = None  # per node: sum of spread of its clients
+    deficit: np.ndarray = None     # per client: core-s short of entitlement since owed
     peaks_known: bool = True   # a whole affinity_peak_window has been observed
     imbalanced_for: int = 1    # periods in a row the nodes needed balance, this one included
 
@@ -87,6 +96,13 @@ class Moves:
     @property
     def gain(self) -> np.ndarray:
         return self.imb_before - self.imb_after
+
+    def take(self, keep: np.ndarray) -> Moves:
+        """The candidates at ``keep`` (a mask or indices), as a batch of their own."""
+        return Moves(self.reason, self.idx[keep], self.src, self.dst, self.partner[keep],
+                     self.imb_before, self.imb_after[keep], self.load_src_after[keep],
+                     self.load_dst_after[keep], self.peak_dst_after[keep],
+                     self.max_after[keep])
 
     @property
     def swaps(self) -> bool:

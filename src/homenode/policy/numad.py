@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from homenode.model import Considered, Decision, MigratePages, Reason, SetHome, Snapshot
+from homenode.model import Considered, Decision, MigratePages, Reason, SetHome, Snapshot, Work
 from homenode.policy.base import register
 from homenode.settings import Settings
 from homenode.units import MIB, PAGE_SIZE
@@ -235,6 +235,8 @@ class NumadPolicy:
     def _cycle(self, snap: Snapshot, home: np.ndarray, d: Decision) -> float:
         """Sample, then bind at most one process; returns the next interval."""
         grew = self._sample(snap, home)
+        # numad's own work, priced by the host: /proc/PID/stat of every process
+        d.work.append(Work("proc_read", float(len(snap.clients))))
         if snap.topology.n < 2:
             return MAX_INTERVAL
         if grew:
@@ -247,6 +249,9 @@ class NumadPolicy:
                  and rss_mb[i] > MEMORY_THRESHOLD_MB]
         assume_enough = sum(self.procs[snap.clients[i].id].cpus_used for i in cands) \
             <= nd.cpus_total.sum()
+        if cands:
+            # ... and numa_maps of each candidate, a walk of its page tables
+            d.work.append(Work("numa_maps_page", float(snap.pages[cands].sum())))
         notes: list[Considered] = []
         moved = False
         for i in self._order(snap, cands, rss_mb):

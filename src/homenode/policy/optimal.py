@@ -1,5 +1,7 @@
-"""The ``optimal`` bound: a mixed-integer program (HiGHS) that gives every client the home
-maximising total progress in the steady state, ignoring what migration costs.
+"""The ``oracle`` policy (also registered as ``optimal``): a mixed-integer program (HiGHS)
+that gives every client the home maximising total progress in the steady state, ignoring
+what migration costs.  A good oracle, not a bound on what a run can reach: the true upper
+bound is sim/bound.py's relaxation (``throughput_vs_bound``).
 
 Re-solved every ``RESOLVE_PERIOD`` seconds with the demand of the moment (at once when
 clients arrive); homes change to the solution's and every remote page is migrated toward
@@ -261,7 +263,8 @@ def _new_highs() -> highspy.Highs:
         os.close(null)
 
 
-@base.register("optimal")
+@base.register("oracle")
+@base.register("optimal")     # its first name, kept for scripts and docs that use it
 class OptimalPolicy:
     name = "optimal"
 

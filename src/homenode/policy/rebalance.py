@@ -25,10 +25,13 @@ import numpy as np
 from homenode.model import Considered, Decision, Reason, SetHome
 from homenode.policy.fairness import FAIRNESS_FILTERS, fairness_candidates
 from homenode.policy.moves import NONE, Moves, View, make_moves, movable
+from homenode.policy.payoff import arithmetic, does_not_pay, rotation_does_not_repay
 from homenode.policy.rules import FILTERS, Filter, locality_gain, score
 from homenode.policy.swaps import swap_candidates, swap_filters
 
 EXPLAIN_KEEP = 24   # alternatives kept per period for `explain`
+COSTLY = (does_not_pay, rotation_does_not_repay)   # run on the survivors only
+PRICED_VERDICTS = {"", *(f.__name__ for f in COSTLY)}
 
 __all__ = ["FILTERS", "NONE", "Moves", "View", "make_moves", "movable", "rebalance"]
 
@@ -95,13 +98,27 @@ def evaluate(v: View, batches: list[Moves], notes: list[tuple[float, Considered]
             chain = FAIRNESS_FILTERS
         else:
             chain = filters[m.reason]
+        priced: tuple[Moves, np.ndarray] | None = None   # the batch the arithmetic saw
         for f in chain:
-            hit = f(v, m) & (verdict == "")
+            alive = verdict == ""
+            if not alive.any():
+                break
+            if f in COSTLY:
+                # the arithmetic only for the candidates every cheaper rule let through
+                priced = (m.take(alive), np.cumsum(alive) - 1)
+                hit = np.zeros(m.idx.size, bool)
+                hit[alive] = f(v, priced[0])
+            else:
+                hit = f(v, m) & alive
             verdict[hit] = f.__name__
         ok = verdict == ""
         for k in np.argsort(-sc, kind="stable")[:3]:
+            detail = ""
+            if priced is not None and verdict[k] in PRICED_VERDICTS:
+                detail = arithmetic(v, priced[0], int(priced[1][k]), verdict[k])
             notes.append((float(sc[k]), Considered(v.ids[m.idx[k]], m.src, m.dst, m.reason,
-                                                   float(sc[k]), verdict[k] or "ok")))
+                                                   float(sc[k]), verdict[k] or "ok",
+                                                   detail)))
         if ok.any():
             k = int(np.flatnonzero(ok)[np.argmax(sc[ok])])
             if best is None or sc[k] > best[2]:
@@ -120,6 +137,13 @@ def apply_move(v: View, m: Moves, k: int) -> list[tuple[int, int, int]]:
             v.peak_loads[a] -= v.ent_peak[i] / v.cores[a]
         v.loads[b] += v.ent[i] / v.cores[b]
         v.peak_loads[b] += v.ent_peak[i] / v.cores[b]
+        if v.node_var is not None:
+            v.node_var[a] -= v.var[i]
+            v.node_var[b] += v.var[i]
+            v.node_trend[a] -= v.trend[i]
+            v.node_trend[b] += v.trend[i]
+            v.node_spread[a] -= v.spread[i]
+            v.node_spread[b] += v.spread[i]
         v.reserved[a] -= v.res[i]
         v.reserved[b] += v.res[i]
         v.home[i] = b
@@ -149,13 +173,16 @@ def rebalance(v: View, decision: Decision) -> None:
         m, k, sc = picked
         detail = (f"imbalance {before:.3f} -> {m.imb_after[k]:.3f}, locality "
                   f"{locality_gain(v, m)[k]:+.1f} pts")
+        paid = arithmetic(v, m.take([k]), 0, "") if v.s.cost_benefit_enable else ""
+        if paid:
+            detail += f"; {paid}"
         for i, a, b in apply_move(v, m, k):
             decision.actions.append(SetHome(v.ids[i], a, b, m.reason, sc, detail))
             notes.append((np.inf, Considered(v.ids[i], a, b, m.reason, sc, "taken")))
     notes.sort(key=lambda t: -t[0])
     seen = set()
     for _, c in notes:
-        key = (c.client, c.dst, c.reason)
+        key = (c.client, c.dst, c.reason, c.verdict)   # a swap and a move both show
         if key not in seen and len(seen) < EXPLAIN_KEEP:
             seen.add(key)
             decision.considered.append(c)

@@ -13,6 +13,7 @@ import numpy as np
 
 from homenode.model import Reason
 from homenode.policy.moves import Moves, View
+from homenode.policy.payoff import does_not_pay, payoff
 
 FAIRNESS_URGENCY = 10.0   # score per period a client has been owed CPU
 
@@ -110,11 +111,11 @@ def peaks_unknown(v: View, m: Moves) -> np.ndarray:
 Filter = Callable[[View, Moves], np.ndarray]
 COMMON: tuple[Filter, ...] = (too_soon, outside_allowed_nodes, breaks_reservation)
 FILTERS: dict[Reason, tuple[Filter, ...]] = {
-    Reason.BALANCE: (*COMMON, would_thrash, gain_below_mig_threshold),
+    Reason.BALANCE: (*COMMON, would_thrash, gain_below_mig_threshold, does_not_pay),
     Reason.LOCALITY: (*COMMON, locality_gain_too_small, no_net_benefit, peaks_unknown,
-                      over_core_cap, creates_imbalance),
+                      over_core_cap, creates_imbalance, does_not_pay),
     Reason.AFFINITY: (*COMMON, no_net_benefit, peaks_unknown, over_core_cap,
-                      creates_imbalance),
+                      creates_imbalance, does_not_pay),
 }
 
 
@@ -183,5 +184,9 @@ def score(v: View, m: Moves) -> np.ndarray:
     if m.reason is Reason.FAIRNESS:
         # the longest-owed client goes first, so clients take turns
         s = s + FAIRNESS_URGENCY * v.owed[m.idx]
+        if v.s.cost_benefit_enable:
+            # the cheapest rotation first: core-seconds it costs
+            p = payoff(v, m)
+            s = s - (p.remote + p.copy_cpu)
     # Among equals, prefer the nearer destination (its remote pages cost less until moved).
     return s - 1e-3 * v.distance[m.src, m.dst]

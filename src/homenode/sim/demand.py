@@ -32,6 +32,7 @@ class Curve:
     hi: float = math.inf
     values: tuple[float, ...] = ()
     step: float = 300.0
+    real_step: float = 0.0        # trace: seconds of real time per value (0: not a trace)
 
     def scaled(self, f: float) -> Curve:
         """The same shape at ``f`` times the level (one slice of a wide VM)."""

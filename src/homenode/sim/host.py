@@ -17,12 +17,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from homenode.costmodel import memory_efficiency
 from homenode.cpu import share_cpu
-from homenode.model import Action, MigratePages, SetHome, Snapshot, group_index
+from homenode.model import (
+    Action,
+    MigratePages,
+    Reason,
+    SetHome,
+    Snapshot,
+    Work,
+    client_arrays,
+    group_index,
+)
 from homenode.policy.load import pooled_share
+from homenode.sim.bound import cut_masks, tick_bound
+from homenode.sim.costs import copy_cpu, daemon_cpu, task_move_cpu, work_cpu
 from homenode.sim.demand import DemandTable
+from homenode.sim.profiles import link_flows, link_slowdown
 from homenode.sim.scenario import Scenario
-from homenode.units import GIB, PAGE_SIZE
+from homenode.units import PAGE_SIZE
 
 _START, _STOP, _DEMAND, _DEMAND_ON_NODE = 0, 1, 2, 3
 
@@ -37,7 +50,10 @@ class Applied:
 
 
 class SimHost:
-    def __init__(self, scenario: Scenario, seed: int | None = None):
+    """``policy`` names the policy that will run, for the daemon it stands for
+    (sim/costs.py ``DAEMON``); None charges no daemon."""
+
+    def __init__(self, scenario: Scenario, seed: int | None = None, policy: str | None = None):
         self.sc = scenario
         self.seed = scenario.seed if seed is None else seed
         rng = np.random.default_rng(self.seed)
@@ -45,10 +61,16 @@ class SimHost:
         self.topo = spec.topology
         self.tick = spec.tick
         self.latency = spec.latency_ratio()
+        mem = spec.memory
+        # with a profile, remote links saturate (sim/profiles.py)
+        self.link_cap = mem.link_capacity(self.topo.distance) if mem.profile else None
+        self.core_traffic = mem.core_traffic
         # nodes ordered by distance from each node: where first touch spills to.
         self.nearest = np.argsort(self.topo.distance, axis=1, kind="stable")
         self.bw_pages = spec.migration_bandwidth / PAGE_SIZE
-        self.mig_cpu_per_page = spec.migration_cpu_per_gib * PAGE_SIZE / GIB
+        self.mig_cpu_per_page = copy_cpu(1, spec.migration_cpu_per_gib)
+        self.costs = spec.costs
+        self.daemon_rate = daemon_cpu(policy, 1.0, self.costs) if policy else 0.0
 
         specs = scenario.clients
         n, nn = len(specs), self.topo.n
@@ -70,6 +92,10 @@ class SimHost:
         self.group = group_index([c.affinity_group for c in self.clients])
         self.pools = scenario.pools
         self.pool_of = [c.pool for c in self.clients]
+        allowed = client_arrays(self.clients, nn).allowed.copy()
+        for i in np.flatnonzero(self.pinned >= 0):
+            allowed[i] = np.arange(nn) == self.pinned[i]
+        self.cuts = cut_masks(allowed)
 
         self.demand_table = DemandTable(n, rng)
         for i, s in enumerate(specs):
@@ -84,10 +110,18 @@ class SimHost:
         self.received = np.zeros(n)
         self.progress = np.zeros(n)        # cumulative useful work, core-seconds
         self.ideal = np.zeros(n)           # cumulative work with all memory local
+        self.bound = 0.0                   # cumulative true upper bound (sim/bound.py)
         self.migrated = np.zeros(n, np.int64)
         self.pages_migrated = 0
         # pending page moves: slot, src, dst, pages left (replaced by each apply)
         self.mig: dict[tuple[int, int, int], int] = {}
+        # moves whose copy runs in the client's own context (the kernel's fault path)
+        self.mig_in_task: set[tuple[int, int, int]] = set()
+        self.debt = np.zeros(n)            # core-seconds each client owes to overheads
+        self.touched = np.zeros(n)         # pages touched since their last hinting fault
+        self.daemon_debt = 0.0             # core-seconds the policy's daemon owes
+        self.overhead_cpu: dict[str, float] = {}     # core-seconds charged, by kind
+        self.work_done: dict[str, float] = {}        # units of work, by kind
 
         self._events: list[tuple[float, int, int, int, object]] = []
         seq = 0
@@ -130,6 +164,7 @@ class SimHost:
         abandons the moves in flight toward the old home."""
         out = []
         fresh: dict[tuple[int, int, int], int] = {}
+        in_task: set[tuple[int, int, int]] = set()
         for a in actions:
             i = self.slot.get(a.client)
             if i is None or not self.active[i]:
@@ -140,6 +175,8 @@ class SimHost:
                     out.append(Applied(a, False, f"no node {a.dst}"))
                     continue
                 if self.home[i] != a.dst:
+                    if self.home[i] >= 0:
+                        self._charge(i, "task_move", 1, task_move_cpu(self.costs))
                     self.home[i] = a.dst
                     self.home_since[i] = self.now
                     self._drop_moves(i)
@@ -151,14 +188,40 @@ class SimHost:
                     continue
                 key = (i, a.src, a.dst)
                 fresh[key] = fresh.get(key, 0) + max(int(a.pages), 0)
+                if a.reason is Reason.AUTONUMA:
+                    in_task.add(key)
                 out.append(Applied(a, True))
         for i in {k[0] for k in fresh}:
             self._drop_moves(i)
         self.mig.update(fresh)
+        self.mig_in_task |= in_task & fresh.keys()
         return out
+
+    def account(self, work: list[Work]) -> None:
+        """Price the work a decision reported (sim/costs.py): a client's is taken from
+        its own CPU, the daemon's from the host's."""
+        for w in work:
+            i = self.slot.get(w.client, -1) if w.client else -1
+            if w.client and (i < 0 or not self.active[i]):
+                continue
+            count = w.count
+            if w.kind == "hint_fault" and i >= 0:
+                # a PROT_NONE page faults only once the client touches it
+                count = min(count, self.touched[i])
+                self.touched[i] -= count
+            self._charge(i, w.kind, count, work_cpu(w.kind, count, self.costs))
+
+    def _charge(self, slot: int, kind: str, count: float, cpu: float) -> None:
+        if slot >= 0:
+            self.debt[slot] += cpu
+        else:
+            self.daemon_debt += cpu
+        self.overhead_cpu[kind] = self.overhead_cpu.get(kind, 0.0) + cpu
+        self.work_done[kind] = self.work_done.get(kind, 0.0) + count
 
     def _drop_moves(self, slot: int) -> None:
         self.mig = {k: v for k, v in self.mig.items() if k[0] != slot}
+        self.mig_in_task = {k for k in self.mig_in_task if k[0] != slot}
 
     # --- time -------------------------------------------------------------------------
 
@@ -193,6 +256,7 @@ class SimHost:
                 self.home[i] = -1
                 self.pages[i] = 0
                 self.demand[i] = self.received[i] = 0.0
+                self.debt[i] = 0.0
                 self._drop_moves(i)
             elif kind == _DEMAND:
                 self.demand_table.set(i, payload)
@@ -210,22 +274,45 @@ class SimHost:
             # pool limits hold host-wide; within them CPU is shared per node
             want = np.minimum(want, pooled_share(np.inf, want, self.shares, self.res,
                                                  self.pool_of, self.pools))
-        mig_cpu = self._migrate(dt)
+        mig_cpu = self._migrate(dt) + self._daemon_cpu(dt)
         capacity = np.maximum(self.topo.cores - mig_cpu / dt, 0.0)
         group = np.where(live, self.home, -1)
         received = share_cpu(capacity, group, want, self.shares, self.res)
         self._first_touch(dt, live)
 
         total = self.pages.sum(axis=1)
-        lat_rows = self.latency[np.maximum(self.home, 0)]
+        latency = self.latency
+        if self.link_cap is not None:
+            traffic = received * self.intensity * self.core_traffic
+            flow = link_flows(np.where(live, self.home, -1), traffic, self.pages, self.topo.n)
+            latency = latency * link_slowdown(flow, self.link_cap)
+        lat_rows = latency[np.maximum(self.home, 0)]
         lat = np.where(total > 0, (self.pages * lat_rows).sum(axis=1) / np.maximum(total, 1),
                        1.0)
-        eff = 1.0 / ((1.0 - self.intensity) + self.intensity * lat)
+        eff = memory_efficiency(self.intensity, lat)
         if self.group.max(initial=-1) >= 0:
             eff = eff / ((1.0 - self.comm) + self.comm * self._comm_latency(live))
-        self.progress += received * eff * dt
+        # each running client touches pages at its touch rate (one CPU's worth), each
+        # page at most once between two faults on it
+        self.touched = np.minimum(self.touched + self.touch * np.minimum(received, 1.0) * dt,
+                                  self.pages.sum(axis=1))
+        # overheads charged to a client come out of its own CPU time first
+        paid = np.minimum(self.debt, received * dt)
+        self.debt -= paid
+        self.progress += (received * dt - paid) * eff
         self.ideal += want * dt
+        self.bound += tick_bound(want, self.topo.cores, self.cuts) * dt
         self.demand, self.received = demand, received
+
+    def _daemon_cpu(self, dt: float) -> np.ndarray:
+        """The policy's daemon: its CPU this tick, spread over the nodes by their cores."""
+        cpu = self.daemon_rate * dt + self.daemon_debt
+        if self.daemon_rate > 0:
+            kind = "daemon"
+            self.overhead_cpu[kind] = self.overhead_cpu.get(kind, 0.0) + self.daemon_rate * dt
+        self.daemon_debt = 0.0
+        cores = self.topo.cores
+        return cpu * cores / max(float(cores.sum()), 1e-9)
 
     def _comm_latency(self, live: np.ndarray) -> np.ndarray:
         """Mean latency ratio from each client to the running members of its group."""
@@ -289,12 +376,16 @@ class SimHost:
                 free[s] += n
                 self.migrated[i] += n
                 self.pages_migrated += n
-                cpu[d] += n * self.mig_cpu_per_page
+                if (i, s, d) in self.mig_in_task:
+                    self._charge(i, "copy_in_task", n, n * self.mig_cpu_per_page)
+                else:
+                    cpu[d] += n * self.mig_cpu_per_page
             left = self.mig[(i, s, d)] - n
             if left > 0 and self.pages[i, s] > 0:
                 self.mig[(i, s, d)] = left
             else:
                 del self.mig[(i, s, d)]
+                self.mig_in_task.discard((i, s, d))
         return cpu
 
     # --- what only a simulator can know -------------------------------------------------
@@ -305,9 +396,14 @@ class SimHost:
         return {"progress": self.progress[idx].copy(), "ideal": self.ideal[idx].copy(),
                 "migrated": self.migrated[idx].copy()}
 
+    def overhead(self) -> dict[str, dict[str, float]]:
+        """What the policy's work cost: core-seconds and units of work, by kind."""
+        return {"cpu_s": {k: round(v, 6) for k, v in sorted(self.overhead_cpu.items())},
+                "work": {k: round(v, 3) for k, v in sorted(self.work_done.items())}}
+
     def totals(self) -> dict[str, float]:
         return {"progress": float(self.progress.sum()), "ideal": float(self.ideal.sum()),
-                "pages_migrated": float(self.pages_migrated)}
+                "bound": self.bound, "pages_migrated": float(self.pages_migrated)}
 
 
 class SimClock:

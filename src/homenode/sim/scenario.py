@@ -19,7 +19,9 @@ import numpy as np
 
 from homenode.errors import InputError
 from homenode.model import Client, Pool, Topology
+from homenode.sim.costs import Costs, parse_costs
 from homenode.sim.demand import KINDS, Curve
+from homenode.sim.profiles import PROFILES, HostMemory, parse_profile
 from homenode.sim.traces import trace_clients
 from homenode.units import GIB, PAGE_SIZE, parse_duration, parse_size
 from homenode.vnuma import slices_needed, split
@@ -35,10 +37,15 @@ class HostSpec:
     migration_cpu_per_gib: float = 0.25   # core-seconds to copy and remap one GiB
     remote_latency: float = 1.6           # latency ratio at SLIT distance 21
     tick: float = 0.1                     # s per CPU-model step
+    costs: Costs = field(default_factory=Costs)   # what work costs (sim/costs.py)
+    memory: HostMemory = field(default_factory=HostMemory)   # profile (sim/profiles.py)
 
     def latency_ratio(self) -> np.ndarray:
-        """(N, N) memory latency relative to local, linear in SLIT distance."""
+        """(N, N) memory latency relative to local: the profile's, or linear in SLIT
+        distance through ``remote_latency`` at 21 without one."""
         d = self.topology.distance.astype(float)
+        if self.memory.profile:
+            return PROFILES[self.memory.profile].latency(d)
         return 1.0 + (d - 10.0) * (self.remote_latency - 1.0) / 11.0
 
 
@@ -181,9 +188,10 @@ def parse_host(t: Table) -> HostSpec:
     cores = t.float("cores_per_node", 8.0, lo=0.0)
     tpc = t.int("threads_per_core", 1, lo=1)
     mem = t.size("memory_per_node", 32 * GIB)
+    prof = parse_profile(t, nodes)
     local = t.int("distance_local", 10, lo=10)
-    near = t.int("distance_socket", 12, lo=10)
-    far = t.int("distance_remote", 21, lo=10)
+    near = t.int("distance_socket", prof.socket_distance, lo=10)
+    far = t.int("distance_remote", prof.remote_distance, lo=10)
     if "distances" in t.data:
         d = np.asarray(t.raw("distances", None), dtype=object)
         try:
@@ -199,13 +207,15 @@ def parse_host(t: Table) -> HostSpec:
         sock = np.arange(nodes) // per_socket
         dist = np.where(sock[:, None] == sock[None, :], near, far)
         np.fill_diagonal(dist, local)
-    topo = Topology.uniform(nodes, cores, mem, tpc, dist)
+    topo = prof.topology(Topology.uniform(nodes, cores, mem, tpc, dist))
     spec = HostSpec(
         topo,
         migration_bandwidth=t.size("migration_bandwidth", GIB),
         migration_cpu_per_gib=t.float("migration_cpu_per_gib", 0.25, lo=0.0),
         remote_latency=t.float("remote_latency", 1.6, lo=1.0),
         tick=t.duration("tick", 0.1),
+        costs=parse_costs(t.sub("costs")),
+        memory=prof.memory,
     )
     if not 0.001 <= spec.tick <= 10:
         raise InputError("host.tick", spec.tick, "must be between 1ms and 10s", t.where)

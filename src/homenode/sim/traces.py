@@ -24,6 +24,7 @@ the percentage is of ``vcpus`` cores (default 1).
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import math
 import os
@@ -300,7 +301,7 @@ def _clients_of(tt: Table, root: Path, duration: float) -> list[ClientSpec]:
                              "bad pattern: only {i} and {stem} are allowed", tt.where) from None
         client = Client(name, name, tr.cores, mem)
         curve = Curve("trace", float(tr.cpu[0]), values=tuple(float(v) for v in tr.cpu),
-                      step=step)
+                      step=step, real_step=tr.step)
         out.append(ClientSpec(client, curve, start + i * every, math.inf, intensity))
     return out
 
@@ -330,3 +331,35 @@ def _files(tt: Table, root: Path, fmt: str) -> list[Path]:
     if count > len(found):
         raise InputError(f"{tt.prefix}count", count, f"only {len(found)} files match", tt.where)
     return found[:count]
+
+
+def compression(sc) -> float:
+    """How many times faster than real time the scenario's traces play (1 without
+    traces); every trace of one scenario must play at the same rate."""
+    rates = {round(c.curve.real_step / c.curve.step, 9) for c in sc.clients
+             if c.curve.kind == "trace" and c.curve.real_step > 0}
+    if len(rates) > 1:
+        raise InputError("traces.step", sorted(rates), "traces play at different rates; "
+                         "real time needs one", sc.source)
+    return rates.pop() if rates else 1.0
+
+
+def real_time(sc):
+    """The scenario with its traces at their own time step: every time in it (duration,
+    starts, stops, events, trace steps) stretched by its compression, so a 300 s sample
+    lasts 300 simulated seconds against the policies' real periods and the host's real
+    migration bandwidth.  Non-trace curves keep their own shapes."""
+    k = compression(sc)
+    if k == 1.0:
+        return sc
+
+    def stretch(c):
+        curve = c.curve
+        if curve.kind == "trace":
+            curve = dataclasses.replace(curve, step=curve.real_step)
+        return dataclasses.replace(c, curve=curve, start=c.start * k, stop=c.stop * k)
+
+    return dataclasses.replace(
+        sc, duration=sc.duration * k, clients=tuple(stretch(c) for c in sc.clients),
+        events=tuple(dataclasses.replace(e, at=e.at * k) for e in sc.events),
+        description=f"{sc.description} [real time: x{k:g}]")

@@ -1,0 +1,206 @@
+"""The one test every home change must pass: does it pay for itself?
+
+For a candidate (a client from ``src`` to ``dst``, or two clients exchanged), in
+core-seconds of useful work, with the arithmetic of ``homenode.costmodel`` (the same the
+simulator runs on):
+
+* **gain rate** (cores): the CPU the two nodes deliver in all after the move less
+  before (``expected_delivered``: a node busy only at its demand peaks still loses CPU
+  there), plus the work a client's remote memory costs it now and will not once its
+  memory has followed (locality), plus the communication brought onto one node
+  (affinity, weighted by ``cost_comm_intensity``);
+* **expected stay** (s): how long those conditions are expected to last, from each
+  client's forecast (``forecast.py``): the time until the nodes' demand drift or
+  wander erases the move's slack (its gain, or the destination's spare cores) --
+  never, for wander, when the slack exceeds two long-run spreads of that demand --
+  capped at ``cost_horizon``;
+* **cost** (core-seconds): the remote accesses while the memory follows at the *paced*
+  rate (``page_mig_rate_max`` slowed below ``page_mig_remote_knee``, after
+  ``page_mig_delay``), the copy's CPU (``cost_copy_cpu_per_gib``), and the expected cost
+  of moving back (the same again, times the chance that the conditions end within
+  ``cost_horizon``).
+
+A move is made only if gain rate x stay exceeds cost by ``cost_margin``.  Memory
+intensity is not visible to a policy (no host reports it), so ``cost_mem_intensity``
+stands for it; latency per SLIT distance comes from ``slit_latency``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from homenode.costmodel import expected_delivered, memory_efficiency, remote_seconds
+from homenode.model import Reason
+from homenode.policy.moves import Moves, View
+from homenode.units import GIB, PAGE_SIZE
+
+MIN_SLACK = 0.05   # cores: a slack below this is erased by noise at once
+
+
+@dataclass
+class Payoff:
+    """Per candidate of one batch: the arithmetic, in core-seconds, GiB and seconds."""
+
+    rate: np.ndarray      # gain rate, cores
+    stay: np.ndarray      # expected stay, s
+    remote: np.ndarray    # core-s lost to remote accesses while memory follows
+    copy_cpu: np.ndarray  # core-s the copy itself takes
+    back: np.ndarray      # expected core-s of moving back
+    gib: np.ndarray       # GiB to copy
+    copy_s: np.ndarray    # s until the memory has followed
+    margin: float
+
+    @property
+    def gain(self) -> np.ndarray:
+        return self.rate * self.stay
+
+    @property
+    def cost(self) -> np.ndarray:
+        return self.remote + self.copy_cpu + self.back
+
+    @property
+    def pays(self) -> np.ndarray:
+        return (self.rate > 0) & (self.gain > (1.0 + self.margin) * self.cost)
+
+    def text(self, k: int) -> str:
+        return (f"gain {self.gain[k]:.1f} core-s ({self.rate[k]:.2f} cores x {self.stay[k]:.0f} s"
+                f" stay) vs cost {self.cost[k]:.1f} core-s ({self.gib[k]:.1f} GiB copied in "
+                f"{self.copy_s[k]:.0f} s: remote {self.remote[k]:.1f} + copy CPU "
+                f"{self.copy_cpu[k]:.1f} + moving back {self.back[k]:.1f}), needs "
+                f"x{1 + self.margin:.2f}")
+
+
+def _copy(v: View, i: np.ndarray, dst: int, ent_after: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(remote core-s, copy CPU core-s, GiB, seconds) of client(s) i following to dst."""
+    s = v.s
+    f = v.mem_frac[i]
+    x0 = np.clip(1.0 - f[:, dst], 0.0, 1.0)
+    lat_rem = np.where(x0 > 1e-12, (f @ v.lat[dst] - f[:, dst]) / np.maximum(x0, 1e-12), 1.0)
+    integral, secs = remote_seconds(x0, v.pages[i], s.page_mig_rate_max,
+                                    s.page_mig_remote_knee, s.page_mig_rate_min_ratio,
+                                    s.page_mig_delay)
+    remote = ent_after * s.cost_mem_intensity * (lat_rem - 1.0) * integral
+    gib = x0 * v.pages[i] * PAGE_SIZE / GIB
+    return remote, gib * s.cost_copy_cpu_per_gib, gib, secs
+
+
+def payoff(v: View, m: Moves) -> Payoff:
+    cached = getattr(m, "_payoff", None)
+    if cached is not None:
+        return cached
+    s = v.s
+    a, b = m.src, m.dst
+    i = m.idx
+    has = m.partner >= 0
+    j = np.maximum(m.partner, 0)
+    ei = v.ent[i]
+    ej = np.where(has, v.ent[j], 0.0)
+    de = ei - ej
+    cores = v.cores
+    want = v.loads * cores
+    # how far each node's demand strays over a stay: the clients' long-run spreads
+    var_i, var_j = v.spread[i], np.where(has, v.spread[j], 0.0)
+    sd_a, sd_b = np.sqrt(v.node_spread[a]), np.sqrt(v.node_spread[b])
+    sd_a2 = np.sqrt(np.maximum(v.node_spread[a] - var_i + var_j, 0.0))
+    sd_b2 = np.sqrt(np.maximum(v.node_spread[b] + var_i - var_j, 0.0))
+    before = (expected_delivered(want[a], sd_a, cores[a])
+              + expected_delivered(want[b], sd_b, cores[b]))
+    after = (expected_delivered(want[a] - de, sd_a2, cores[a])
+             + expected_delivered(want[b] + de, sd_b2, cores[b]))
+    cpu = after - before
+
+    def got(e: np.ndarray, w: np.ndarray, c: float) -> np.ndarray:
+        return e * np.minimum(1.0, c / np.maximum(w, 1e-9))
+
+    r_i, r_i2 = got(ei, want[a], cores[a]), got(ei, want[b] + de, cores[b])
+    r_j, r_j2 = got(ej, want[b], cores[b]), got(ej, np.maximum(want[a] - de, 0), cores[a])
+    eff_i = memory_efficiency(s.cost_mem_intensity, v.mem_frac[i] @ v.lat[a])
+    rate = cpu + r_i * (1.0 - eff_i)
+    remote, copy_cpu, gib, secs = _copy(v, i, b, r_i2)
+    if has.any():
+        eff_j = memory_efficiency(s.cost_mem_intensity, v.mem_frac[j] @ v.lat[b])
+        rate = rate + np.where(has, r_j * (1.0 - eff_j), 0.0)
+        rj, cj, gj, tj = _copy(v, j, a, r_j2)
+        remote = remote + np.where(has, rj, 0.0)
+        copy_cpu = copy_cpu + np.where(has, cj, 0.0)
+        gib = gib + np.where(has, gj, 0.0)
+        secs = np.maximum(secs, np.where(has, tj, 0.0))
+    if (v.aff >= 0).any():
+        from homenode.policy.rules import affinity_gain  # rules imports this module
+        far = float(v.lat.max())
+        rate = rate + s.cost_comm_intensity * r_i * (far - 1.0) * affinity_gain(v, m)
+    # expected stay: until the drift or wander of the two nodes' demand erases the slack
+    spare = np.maximum(cores[b] - want[b] - de, 0.0)
+    slack = np.maximum(np.maximum(rate, spare), MIN_SLACK)
+    sigma2 = v.node_var[a] + v.node_var[b]
+    drift = abs(v.node_trend[a] - v.node_trend[b])
+    per = s.rebalance_period
+    # one-period errors add up like a random walk only as far as the clients stray at
+    # all: a slack beyond two long-run spreads is not erased by wander
+    # (a client too new to have a long-run spread is bounded only by its wander)
+    reach = np.maximum(v.node_spread[a] + v.node_spread[b], sigma2)
+    bounded = np.clip(1.0 - slack * slack / (4.0 * np.maximum(reach, 1e-12)), 0.0, 1.0)
+    inv = (1.0 / s.cost_horizon + bounded * sigma2 / (slack * slack * per)
+           + drift / (slack * per))
+    stay = 1.0 / inv
+    moves = np.where(has, 2.0, 1.0) * s.cost_move_overhead
+    copy_cpu = copy_cpu + moves
+    back = np.clip(1.0 - stay / s.cost_horizon, 0.0, 1.0) * (remote + copy_cpu)
+    p = Payoff(rate, stay, remote, copy_cpu, back, gib, secs, s.cost_margin)
+    m._payoff = p
+    return p
+
+
+def does_not_pay(v: View, m: Moves) -> np.ndarray:
+    """The move does not pay for itself: the work it gains over its expected stay is not
+    ``cost_margin`` above what it costs (remote accesses while memory follows at the
+    paced rate, the copy's CPU, and the expected cost of moving back)."""
+    if not v.s.cost_benefit_enable:
+        return np.zeros(m.idx.size, bool)
+    return ~payoff(v, m).pays
+
+
+def rotation_does_not_repay(v: View, m: Moves) -> np.ndarray:
+    """A fairness rotation must repay its copy: how far the owed client has fallen
+    behind its entitlement (core-seconds, less how far a swap partner has fallen
+    behind) is not ``fairness_price`` times what moving them costs the host in remote
+    accesses and copy CPU (a rotation only shifts CPU between clients, so the work it
+    loses must be small beside the debt it repays), or not yet ``fairness_slack`` of
+    its entitlement over ``cost_horizon``; until it is, the host's shares alone divide
+    the CPU."""
+    if not v.s.cost_benefit_enable:
+        return np.zeros(m.idx.size, bool)
+    return behind(v, m) <= rotation_need(v, m)
+
+
+def behind(v: View, m: Moves) -> np.ndarray:
+    """Core-seconds the owed client is behind, relative to a swap partner."""
+    has = m.partner >= 0
+    return v.deficit[m.idx] - np.where(has, v.deficit[np.maximum(m.partner, 0)], 0.0)
+
+
+def rotation_need(v: View, m: Moves) -> np.ndarray:
+    """Core-seconds an owed client must be short of before a rotation is worth it."""
+    p = payoff(v, m)
+    slack = v.s.fairness_slack * v.ent[m.idx] * v.s.cost_horizon
+    return np.maximum(v.s.fairness_price * (p.remote + p.copy_cpu), slack)
+
+
+def arithmetic(v: View, m: Moves, k: int, verdict: str) -> str:
+    """The cost-benefit arithmetic of candidate k, for ``explain``: worked out for moves
+    that passed every rule or were stopped by this one ("" otherwise)."""
+    if not v.s.cost_benefit_enable or verdict not in ("", "does_not_pay",
+                                                      "rotation_does_not_repay"):
+        return ""
+    if m.reason is Reason.FAIRNESS:
+        return fairness_text(v, m, k)
+    return payoff(v, m).text(k)
+
+
+def fairness_text(v: View, m: Moves, k: int) -> str:
+    p = payoff(v, m)
+    return (f"behind by {behind(v, m)[k]:.1f} core-s, needs {rotation_need(v, m)[k]:.1f} "
+            f"(rotation cost {p.remote[k] + p.copy_cpu[k]:.1f} core-s: {p.gib[k]:.1f} GiB "
+            f"copied in {p.copy_s[k]:.0f} s, x{v.s.fairness_price:g})")
