@@ -22,6 +22,7 @@ KEYS: dict[str, KeyInfo] = {
                                    "(fractional homes, free instant migration; <= 1)"),
     "overhead_cpu_s": KeyInfo("core-s", "CPU the balancer itself cost (scans, hinting "
                               "faults, copies, daemon ticks), charged to the run"),
+    "overhead": KeyInfo("core-s", "overhead_cpu_s by client and kind of work"),
     "mean_locality": KeyInfo("0..1", "memory-weighted share of memory on the home node, "
                              "mean over the last half of the run"),
     "p5_locality": KeyInfo("0..1", "5th percentile of locality over clients and samples, "
