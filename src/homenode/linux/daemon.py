@@ -26,6 +26,7 @@ from homenode.errors import HomenodeError
 from homenode.linux import privileges
 from homenode.linux.actionlog import ActionLog
 from homenode.linux.config import Config
+from homenode.linux.engine import Engine, shutdown
 from homenode.linux.errors import ParseError
 from homenode.linux.host import LinuxHost, kernel_numa_balancing
 from homenode.linux.state import StateFile
@@ -87,8 +88,9 @@ def run(cfg: Config, *, duration: float = 0.0, once: bool = False, out: Path | N
     stop = stop or threading.Event()
     clock = loop.RealClock(stop)
     state = open_state(cfg)
+    copier = None if cfg.daemon.dry_run else Engine.from_settings(cfg.settings, proc_root)
     host = LinuxHost(cfg, clock, proc_root=proc_root, sys_root=sys_root,
-                     cgroup_root=cgroup_root, state=state)
+                     cgroup_root=cgroup_root, state=state, engine=copier)
     policy = GuardedPolicy(make_policy(cfg.daemon.policy, cfg.settings))
     try:
         host.prime()
@@ -119,6 +121,7 @@ def run(cfg: Config, *, duration: float = 0.0, once: bool = False, out: Path | N
                                            *recorders),
                          stop=stop, on_tick=on_tick)
     finally:
+        shutdown(host)
         # --once is a one-shot placement: its homes stay.  Any other exit ends the
         # daemon's promises, so what it changed is put back.
         if cfg.daemon.restore_on_exit and not cfg.daemon.dry_run and not once:
