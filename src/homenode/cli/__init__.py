@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 import threading
@@ -18,8 +19,21 @@ def cli() -> None:
     """homenode: an ESXi-style NUMA scheduler for Linux hosts, and a NUMA host simulator."""
 
 
-def _register() -> None:
-    from homenode.cli import compare, linux, ops, simulate  # noqa: F401
+# The module defining each command: ``homenode run`` imports the daemon's code only,
+# not the simulator, the comparison tables or the report plots (a fast start).  A
+# command missing here still works: everything is imported for it (and for --help).
+COMMANDS = {"run": "linux", "topology": "linux", "place": "linux", "compare": "compare",
+            "top": "ops", "explain": "ops", "report": "ops", "simulate": "simulate",
+            "scenarios": "simulate", "settings": "simulate"}
+MODULES = ("compare", "linux", "ops", "simulate")
+
+
+def _register(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    name = next((a for a in args if not a.startswith("-")), None)
+    wanted = [COMMANDS[name]] if name in COMMANDS else MODULES
+    for module in wanted:
+        importlib.import_module(f"homenode.cli.{module}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     # ignored, and Ctrl-C (or a supervisor's SIGINT) would then never stop a simulation.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    _register()
+    _register(argv)
     try:
         cli.main(args=argv, prog_name="homenode", standalone_mode=False)
     except HomenodeError as e:
