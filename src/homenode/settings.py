@@ -164,6 +164,11 @@ class Settings:
         "Most 4 KiB pages per second the engine copies into one destination node, all "
         "clients together (1 GiB/s): copies to one node share its memory bandwidth with "
         "the clients running there. 0 = no limit.", 0.0, 1e9)
+    page_mig_copier_on_dst: bool = _s(
+        True, "bool", "(none)",
+        "Run each copy on a CPU of its destination node: the client was homed there "
+        "first, so the copier shares its CPU (no cross-CPU TLB shootdown per page while "
+        "it is descheduled) and writes to local memory.")
     page_mig_slice: int = _s(
         4096, "pages", "(none)",
         "Pages one copier moves before it checks again for a stop, a changed policy and "

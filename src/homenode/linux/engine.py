@@ -30,6 +30,7 @@ synchronous move: not permitted -> unmanaged, anything else -> logged once, back
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -64,6 +65,7 @@ class Job:
     page_kb: dict[int, int] = field(default_factory=dict)
     starts: set[int] | None = None
     ranges: tuple[tuple[int, int], ...] | None = None
+    cpus: frozenset[int] = frozenset()      # where to copy (the destination's CPUs)
     moved: int = 0              # totals, and the part already reported
     failed: int = 0
     reported_moved: int = 0
@@ -120,8 +122,9 @@ class Limiter:
 class Engine:
     def __init__(self, copiers: int, node_bandwidth: float, slice_pages: int,
                  proc: str = "/proc", sys: ModuleType = default_sys,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, on_dst: bool = False):
         self.copiers = max(1, copiers)
+        self.on_dst = on_dst
         self.node_bandwidth = node_bandwidth
         self.slice_pages = max(1, slice_pages)
         self.proc = proc
@@ -141,13 +144,15 @@ class Engine:
                       sys: ModuleType = default_sys) -> Engine | None:
         if s.page_mig_copiers <= 0:
             return None
-        return cls(s.page_mig_copiers, s.page_mig_node_bandwidth, s.page_mig_slice, proc, sys)
+        return cls(s.page_mig_copiers, s.page_mig_node_bandwidth, s.page_mig_slice, proc, sys,
+                   on_dst=s.page_mig_copier_on_dst)
 
     # --- the loop's side -------------------------------------------------------------
 
     def grant(self, key: tuple[int, int], src: int, dst: int, pages: int, *,
               page_kb: dict[int, int] | None = None, starts: set[int] | None = None,
-              ranges: tuple[tuple[int, int], ...] | None = None) -> None:
+              ranges: tuple[tuple[int, int], ...] | None = None,
+              cpus: frozenset[int] = frozenset()) -> None:
         if pages <= 0:
             return
         with self._cv:
@@ -164,7 +169,7 @@ class Engine:
             if job is not None and not job.done:
                 return      # stopping: its last progress is collected first
             job = Job(key, src, dst, pages, self._cursors.get((key, src), 0),
-                      page_kb or {}, starts, ranges)
+                      page_kb or {}, starts, ranges, cpus)
             self._jobs[(key, src, dst)] = job
             self._queue.append(job)
             self._start_threads()
@@ -234,6 +239,7 @@ class Engine:
             t.start()
 
     def _work(self) -> None:
+        pinned: frozenset[int] = frozenset()
         while True:
             with self._cv:
                 while not self._queue and not self._closed:
@@ -245,6 +251,8 @@ class Engine:
                     self._finish(job)
                     continue
                 n = min(job.budget, self.slice_pages)
+            if self.on_dst and job.cpus and job.cpus != pinned:
+                pinned = self._pin(job.cpus)
             t0 = time.monotonic()
             self._slice(job, n)
             with self._cv:
@@ -255,6 +263,16 @@ class Engine:
                 else:
                     self._queue.append(job)
                     self._cv.notify()
+
+    @staticmethod
+    def _pin(cpus: frozenset[int]) -> frozenset[int]:
+        """This copier thread onto ``cpus`` (0 = the calling thread, not the daemon)."""
+        try:
+            os.sched_setaffinity(0, cpus)
+        except OSError as e:                # CPUs gone since the grant: copy anywhere
+            log.debug("migration engine: cannot run on CPUs %s: %s", sorted(cpus), e)
+            return frozenset()
+        return cpus
 
     def _finish(self, job: Job) -> None:
         """Called under the lock."""
@@ -319,8 +337,11 @@ def submit(host: LinuxHost, c: ProcessClient, src: int, dst: int, pages: int,
     stuck = c.stuck.get(src)
     if stuck is not None and now < stuck[0] and c.pages.get(src, 0) <= stuck[1]:
         return
+    topo = host._topology
+    cpus = frozenset(topo.cpus[topo.index(dst)]) if topo and dst in topo.node_ids else \
+        frozenset()
     host.engine.grant(c.key, src, dst, pages, page_kb=c.page_size_kb(),
-                      starts=c.vmas_on(src), ranges=c.mem_ranges)
+                      starts=c.vmas_on(src), ranges=c.mem_ranges, cpus=cpus)
 
 
 def absorb(host: LinuxHost, now: float) -> None:
