@@ -7,6 +7,7 @@ real copies between nodes."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -164,3 +165,17 @@ def test_limiter_books_pages_on_a_virtual_clock():
 def _start(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as f:
         return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
+def test_a_copier_runs_on_the_destination_nodes_cpus():
+    """page_mig_copier_on_dst: the copier thread (not the daemon) is moved onto the CPUs
+    the grant names."""
+    e = Engine(1, 0.0, 256, on_dst=True)
+    main_mask = os.sched_getaffinity(0)
+    with child(threads=1, mb=8) as p:
+        e.grant((p.pid, _start(p.pid)), 0, 0, 500, cpus=frozenset({0}))
+        assert e.wait_idle(10)
+        (copier,) = e._threads
+        mask = os.sched_getaffinity(copier.native_id)
+    e.close()
+    assert mask == {0} and os.sched_getaffinity(0) == main_mask
