@@ -237,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="runs per balancer, interleaved (h, a, h, a, ...); medians")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
                     help="a homenode setting for these runs (e.g. page_mig_copiers=0)")
+    ap.add_argument("--slack", type=float, default=2.0, metavar="X",
+                    help="guest time limit = X times the scenario's (default 2: a loaded "
+                         "host slows TCG guests several times over)")
     ap.add_argument("--profile", action="store_true",
                     help="sample homenode with py-spy (from the venv) once it is ready")
     ap.add_argument("--json", type=Path, default=None)
@@ -273,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             plan = plan_for(args.scenario, kind, worker, args.nodes, args.mib, args.duration,
                             args.homenode_nice, settings or None, args.profile)
             t = time.monotonic()
-            run = run_python(plan.machine, plan.module, plan.params, timeout_s=plan.timeout_s)
+            run = run_python(plan.machine, plan.module, plan.params,
+                             timeout_s=plan.timeout_s * args.slack)
             if not run.ok:
                 print(f"{kind} (run {rep + 1}): guest run failed\n{run.why()}",
                       file=sys.stderr)
