@@ -223,6 +223,25 @@ class Settings:
         2.0, "s", "(ESXi: 'avoids moving memory needlessly when a VM moves briefly')",
         "Memory migration starts only after a client has stayed this long on its new home.",
         0.0, 3600.0)
+    page_mig_copiers: int = _s(
+        4, "threads", "(none; ESXi copies in the VMkernel)",
+        "Copier threads of the Linux daemon's migration engine: page grants are copied "
+        "on them, in slices, while the control loop goes on ticking. 0 copies within the "
+        "tick (the loop waits for every copy).", 0, 64)
+    page_mig_node_bandwidth: float = _s(
+        262144.0, "pages/s", "(none)",
+        "Most 4 KiB pages per second the engine copies into one destination node, all "
+        "clients together (1 GiB/s): copies to one node share its memory bandwidth with "
+        "the clients running there. 0 = no limit.", 0.0, 1e9)
+    page_mig_copier_on_dst: bool = _s(
+        True, "bool", "(none)",
+        "Run each copy on a CPU of its destination node: the client was homed there "
+        "first, so the copier shares its CPU (no cross-CPU TLB shootdown per page while "
+        "it is descheduled) and writes to local memory.")
+    page_mig_slice: int = _s(
+        4096, "pages", "(none)",
+        "Pages one copier moves before it checks again for a stop, a changed policy and "
+        "its node's bandwidth (16 MiB): a stop takes effect within one slice.", 64, 1 << 20)
 
     @classmethod
     def specs(cls) -> list[dataclasses.Field]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 import threading
@@ -18,8 +19,23 @@ def cli() -> None:
     """homenode: an ESXi-style NUMA scheduler for Linux hosts, and a NUMA host simulator."""
 
 
-def _register() -> None:
-    from homenode.cli import check, compare, files, linux, manpage, ops, simulate  # noqa: F401
+# The module defining each command: ``homenode run`` imports the daemon's code only,
+# not the simulator, the comparison tables or the report plots (a fast start).  A
+# command missing here still works: everything is imported for it (and for --help).
+COMMANDS = {"run": "linux", "topology": "linux", "place": "linux", "compare": "compare",
+            "top": "ops", "explain": "ops", "report": "ops", "simulate": "simulate",
+            "scenarios": "simulate", "settings": "simulate", "status": "ops",
+            "include": "ops", "exclude": "ops", "check": "check", "files": "files",
+            "manpage": "manpage"}
+MODULES = ("check", "compare", "files", "linux", "manpage", "ops", "simulate")
+
+
+def _register(argv: list[str] | None = None) -> None:
+    """Import the command modules that ``argv`` needs (all of them when it is None)."""
+    name = next((a for a in argv or () if not a.startswith("-")), None)
+    wanted = [COMMANDS[name]] if name in COMMANDS else MODULES
+    for module in wanted:
+        importlib.import_module(f"homenode.cli.{module}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     # ignored, and Ctrl-C (or a supervisor's SIGINT) would then never stop a simulation.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    _register()
+    _register(sys.argv[1:] if argv is None else argv)
     try:
         rc = cli.main(args=argv, prog_name="homenode", standalone_mode=False)
         # Without standalone mode click returns a command's Exit(code) instead of exiting.

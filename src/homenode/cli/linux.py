@@ -59,7 +59,6 @@ def run_cmd(config_path: Path | None, dry_run: bool, interval: str | None,
     from homenode.linux import config, daemon
     from homenode.ops.api import serve_status
     from homenode.ops.control import Control, ControlledHost, config_loader
-    from homenode.ops.exporter import start_exporter
     from homenode.ops.logging import setup_logging
     from homenode.ops.status import StatusRecorder, TimedHost
 
@@ -82,6 +81,7 @@ def run_cmd(config_path: Path | None, dry_run: bool, interval: str | None,
         # Bind both before the first tick: a bad address or a live daemon on the socket
         # is refused before anything is changed.
         if metrics_addr:
+            from homenode.ops.exporter import start_exporter  # only when asked
             exporter = start_exporter(status, metrics_addr)
         if not (once or no_api):
             server = serve_status(status, socket_path, control=control)

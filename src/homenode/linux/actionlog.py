@@ -50,8 +50,12 @@ class ActionLog:
         if key in self._quiet:
             return True
         self._quiet.add(key)
-        fields["note"] = "nothing moved; repeats not logged" if not self.dry_run else \
-            "repeats not logged"
+        if self.dry_run:
+            fields["note"] = "repeats not logged"
+        elif fields.get("note") == "queued":       # handed to the migration engine
+            fields["note"] = "queued for the copiers; repeats not logged"
+        else:
+            fields["note"] = "nothing moved; repeats not logged"
         return False
 
     def sample(self, snap: Snapshot) -> None:

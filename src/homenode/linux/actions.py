@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from homenode.linux import affinity, migrate
+from homenode.linux import affinity, engine, migrate
 from homenode.linux.clients import CgroupClient, Ctx, ProcessClient, Tracked
 from homenode.linux.errors import AccessDenied, ProcessGone
 from homenode.linux.identity import Pinned
@@ -79,6 +79,9 @@ def _apply(host: LinuxHost, c: Tracked, a: Action, topo: Topology, ctx: Ctx,
         if host.dry_run or src_id is None:
             return Result(a, True, note, target=target(c))
         bulk = host.cfg.daemon.migration == "bulk"
+        if host.engine is not None and isinstance(c, ProcessClient) and not bulk:
+            engine.submit(host, c, src_id, dst_id, int(a.pages), ctx.now)   # off the loop
+            return Result(a, True, "queued", target=target(c))
         if isinstance(c, ProcessClient):
             r = migrate.migrate_process(c, src_id, dst_id, int(a.pages), ctx.now, bulk,
                                         host.proc, host.sys, alive)

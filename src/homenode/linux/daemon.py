@@ -26,6 +26,7 @@ from homenode.errors import HomenodeError
 from homenode.linux import privileges
 from homenode.linux.actionlog import ActionLog
 from homenode.linux.config import Config
+from homenode.linux.engine import Engine, shutdown
 from homenode.linux.errors import ParseError
 from homenode.linux.host import LinuxHost, kernel_numa_balancing
 from homenode.linux.state import StateFile
@@ -49,6 +50,7 @@ class RunOutcome:
     summary: dict[str, Any] | None = None
     host: LinuxHost | None = None
     tick_cpu: TickCpu | None = None
+    tick_gap: TickCpu | None = None     # wall time between two ticks' ends (ms)
 
 
 class TickCpu:
@@ -87,8 +89,9 @@ def run(cfg: Config, *, duration: float = 0.0, once: bool = False, out: Path | N
     stop = stop or threading.Event()
     clock = loop.RealClock(stop)
     state = open_state(cfg)
+    copier = None if cfg.daemon.dry_run else Engine.from_settings(cfg.settings, proc_root)
     host = LinuxHost(cfg, clock, proc_root=proc_root, sys_root=sys_root,
-                     cgroup_root=cgroup_root, state=state)
+                     cgroup_root=cgroup_root, state=state, engine=copier)
     policy = GuardedPolicy(make_policy(cfg.daemon.policy, cfg.settings))
     try:
         host.prime()
@@ -101,13 +104,15 @@ def run(cfg: Config, *, duration: float = 0.0, once: bool = False, out: Path | N
         raise HomenodeError(f"cannot start: {e}") from None
 
     recorder = RunRecorder() if out is not None else None
-    cpu = TickCpu()
-    last = [time.process_time()]
+    cpu, gap = TickCpu(), TickCpu()
+    last = [time.process_time(), -1.0]
 
     def on_tick(_t: float) -> None:
-        now = time.process_time()
+        now, wall = time.process_time(), time.monotonic()
         cpu.add(1000.0 * (now - last[0]))
-        last[0] = now
+        if last[1] >= 0:
+            gap.add(1000.0 * (wall - last[1]))
+        last[0], last[1] = now, wall
         if once:
             stop.set()
 
@@ -119,6 +124,7 @@ def run(cfg: Config, *, duration: float = 0.0, once: bool = False, out: Path | N
                                            *recorders),
                          stop=stop, on_tick=on_tick)
     finally:
+        shutdown(host)
         # --once is a one-shot placement: its homes stay.  Any other exit ends the
         # daemon's promises, so what it changed is put back.
         if cfg.daemon.restore_on_exit and not cfg.daemon.dry_run and not once:
@@ -128,7 +134,7 @@ def run(cfg: Config, *, duration: float = 0.0, once: bool = False, out: Path | N
         if state is not None:
             state.unlock()
     seconds = clock.now() - t0
-    outcome = RunOutcome(ticks, seconds, list(cpu.recent), None, host, cpu)
+    outcome = RunOutcome(ticks, seconds, list(cpu.recent), None, host, cpu, gap)
     if out is not None and recorder is not None:
         outcome.summary = _summary(cfg, host, recorder, outcome)
         write_run(Path(out), recorder, outcome.summary, plots=plots)
@@ -212,8 +218,20 @@ def _summary(cfg: Config, host: LinuxHost, rec: RunRecorder, o: RunOutcome) -> d
         "dry_run": cfg.daemon.dry_run, "ticks": o.ticks,
         "interval_s": cfg.daemon.interval,
         "tick_cpu_ms": o.tick_cpu.stats() if o.tick_cpu else tick_cpu_stats(o.tick_cpu_ms),
+        "tick_gap_ms": _gap_stats(o.tick_gap),
+        "engine_copiers": host.engine.copiers if host.engine else 0,
+        "engine_busy_s": round(host.engine.busy_s, 3) if host.engine else None,
         "pages_moved": host.stats.pages_moved, "pages_failed": host.stats.pages_failed,
         "clients_dropped": host.stats.dropped, "errors": dict(host.stats.errors),
         "clients_adopted": host.stats.adopted,
         "reused_during_action": host.stats.reused_during_action}
     return s
+
+
+def _gap_stats(gap: TickCpu | None) -> dict[str, float | None]:
+    """The wall time between ticks: its p99 shows a tick that waited (on a copy)."""
+    if gap is None or not gap.recent:
+        return {"p50": None, "p99": None, "max": None}
+    a = np.asarray(gap.recent)
+    return {"p50": round(float(np.percentile(a, 50)), 1),
+            "p99": round(float(np.percentile(a, 99)), 1), "max": round(gap.max, 1)}

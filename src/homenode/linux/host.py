@@ -32,6 +32,7 @@ from homenode.linux.adopt import Keeper
 from homenode.linux.clients import CgroupClient, Ctx, ProcessClient, Tracked
 from homenode.linux.config import Config
 from homenode.linux.discovery import Discovery
+from homenode.linux.engine import Engine, absorb, shutdown
 from homenode.linux.errors import AccessDenied, ParseError, ProcessGone, SysError
 from homenode.linux.groups import with_labels
 from homenode.linux.guard import HOST, Guard
@@ -70,7 +71,7 @@ class LinuxHost:
     def __init__(self, cfg: Config, clock: Clock, *, proc_root: str = "/proc",
                  sys_root: str | Path = "/sys", cgroup_root: Path | None = None,
                  sys: ModuleType = default_sys, self_pid: int | None = None,
-                 state: StateFile | None = None):
+                 state: StateFile | None = None, engine: Engine | None = None):
         self.cfg = cfg
         self.clock = clock
         self.dry_run = cfg.daemon.dry_run
@@ -83,6 +84,7 @@ class LinuxHost:
         self.cgroup_root = cgroup_root
         self.topology_reader = TopologyReader(sys_root)
         self.stats = HostStats()
+        self.engine = engine            # page copies off the loop (homenode.linux.engine)
         self.guard = Guard(log, self.stats.errors)
         self.discovery = Discovery(cfg, proc_root, cgroup_root,
                                    os.getpid() if self_pid is None else self_pid,
@@ -129,6 +131,7 @@ class LinuxHost:
         slot = (self._slots, self._ticks % self._slots)
         self._ticks += 1
         ctx = self._ctx = self._make_ctx(now, slot)
+        absorb(self, now)
         self._scan(ctx, slot)
         for key, c in list(self.procs.items()):
             if not self.guard.cooling(key, now):
@@ -174,6 +177,7 @@ class LinuxHost:
 
     def restore(self) -> tuple[int, int]:
         """Put back every CPU affinity and cpuset.cpus changed; (clients, threads)."""
+        shutdown(self)                  # no copy may run on while affinities go back
         clients = threads = 0
         for c in list(self.procs.values()):
             try:

@@ -141,6 +141,10 @@ def _scan_and_move(out: Moved, maps: list[procfs.Mapping], pid: int, src: int, d
     return out
 
 
+# The slice loop, for homenode.linux.engine (which counts a slice cut short itself).
+scan_and_move = _scan_and_move
+
+
 def move_bulk(pid: int, src: int, dst: int, sys: ModuleType = default_sys,
               alive: Check | None = None) -> int:
     """All of ``pid``'s pages on ``src`` to ``dst``; returns the pages not moved."""

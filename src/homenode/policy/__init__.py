@@ -1,10 +1,7 @@
-"""Decision code: snapshot in, actions out.  Importing this package registers them all."""
+"""Decision code: snapshot in, actions out.  The built-in policies are imported when
+first asked for by name (``make_policy``), so a daemon running one policy never loads
+the others (the oracle's MIP solver above all)."""
 
-from homenode.policy import autonuma as _autonuma  # noqa: F401
-from homenode.policy import esxi as _esxi  # noqa: F401
-from homenode.policy import numad as _numad  # noqa: F401
-from homenode.policy import optimal as _optimal  # noqa: F401
-from homenode.policy import static as _static  # noqa: F401
-from homenode.policy.base import Policy, make_policy, policy_names
+from homenode.policy.base import BUILTIN, Policy, make_policy, policy_names
 
-__all__ = ["Policy", "make_policy", "policy_names"]
+__all__ = ["BUILTIN", "Policy", "make_policy", "policy_names"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Protocol
 
@@ -32,13 +33,18 @@ def register(name: str) -> Callable:
     return wrap
 
 
+# The built-in policies, each in the module of its name (imported on first use).
+BUILTIN = ("autonuma", "esxi", "numad", "optimal", "static")
+
+
 def policy_names() -> list[str]:
-    from homenode import policy as _  # noqa: F401  (import registers the built-ins)
-    return sorted(_REGISTRY)
+    return sorted(set(BUILTIN) | set(_REGISTRY))
 
 
 def make_policy(name: str, settings: Settings | None = None) -> Policy:
-    names = policy_names()
+    if name not in _REGISTRY and name in BUILTIN:
+        importlib.import_module(f"homenode.policy.{name}")   # registers it
     if name not in _REGISTRY:
-        raise InputError("--policy", name, f"unknown policy; choose from {', '.join(names)}")
+        raise InputError("--policy", name,
+                         f"unknown policy; choose from {', '.join(policy_names())}")
     return _REGISTRY[name](settings or Settings())

@@ -38,9 +38,11 @@ def homenode_config(settings: dict[str, Any] | None = None,
 
 
 def balancer(kind: str, *, numad_clock: bool = True,
-             settings: dict[str, Any] | None = None, nice: int = 0) -> dict[str, Any]:
+             settings: dict[str, Any] | None = None, nice: int = 0,
+             profile: bool = False) -> dict[str, Any]:
     if kind == "homenode":
-        return {"kind": "homenode", "config": homenode_config(settings), "nice": nice}
+        return {"kind": "homenode", "config": homenode_config(settings), "nice": nice,
+                "profile": profile}
     if kind == "numad":
         path = assets.numad_binary()
         return {"kind": "numad", "binary": str(path) if path else "numad",
@@ -71,7 +73,8 @@ def burst(worker: str, mib: int = 64, duration_s: float = 45) -> Plan:
 
 def imbalance(worker: str, kind: str = "homenode", *, nodes: int = 2, mib: int = 64,
               duration_s: float = 45, numad_clock: bool = True,
-              settings: dict[str, Any] | None = None, nice: int = 0) -> Plan:
+              settings: dict[str, Any] | None = None, nice: int = 0,
+              profile: bool = False) -> Plan:
     """b. numa01-like: every worker first-touched on node 0 (bound there while touching,
     then unbound), one worker per node; then the balancer starts."""
     per_node = max(1024, nodes * mib + 512)
@@ -79,29 +82,34 @@ def imbalance(worker: str, kind: str = "homenode", *, nodes: int = 2, mib: int =
         mem_per_node_mib=per_node, numa_balancing=kind == "autonuma")
     return Plan(machine, "workload", {
         "worker": worker, "balancer": balancer(kind, numad_clock=numad_clock,
-                                               settings=settings, nice=nice),
-        "order": "workload_first",
+                                               settings=settings, nice=nice,
+                                               profile=profile),
+        "order": "workload_first", "time_numpy": kind == "homenode",
         "groups": [_group(nodes, mib, touch_cpus=machine.node_cpus(0), run_cpus="all")],
         "duration_s": duration_s, "stop_when_local": True, "local_tags": ["managed"],
         "balanced_nodes": machine.nodes},
         duration_s + 150 + 120 * (nodes > 2))
 
 
-def mixed(worker: str, kind: str = "homenode", *, mib: int = 300, small_mib: int = 64,
-          duration_s: float = 60, numad_clock: bool = True, nice: int = 0) -> Plan:
-    """The side-by-side's second workload, on 2 nodes: two big workers first-touched on
-    node 0 and running before the balancer, two small ones arriving 5 s after it, unbound
-    (first touch wherever the scheduler runs them)."""
-    machine = two_nodes(mem_per_node_mib=max(1024, 2 * mib + 512),
-                        numa_balancing=kind == "autonuma")
+def mixed(worker: str, kind: str = "homenode", *, nodes: int = 2, mib: int = 300,
+          small_mib: int = 64, duration_s: float = 60, numad_clock: bool = True,
+          settings: dict[str, Any] | None = None, nice: int = 0,
+          profile: bool = False) -> Plan:
+    """The side-by-side's second workload: one big worker per node, all first-touched on
+    node 0 and running before the balancer, and as many small ones arriving 5 s after
+    it, unbound (first touch wherever the scheduler runs them).  On 2 nodes: two big
+    workers and two small ones."""
+    machine = (two_nodes if nodes == 2 else four_nodes)(
+        mem_per_node_mib=max(1024, nodes * mib + 512), numa_balancing=kind == "autonuma")
     return Plan(machine, "workload", {
-        "worker": worker, "balancer": balancer(kind, numad_clock=numad_clock, nice=nice),
-        "order": "workload_first",
-        "groups": [_group(2, mib, touch_cpus=machine.node_cpus(0), run_cpus="all"),
-                   _group(2, small_mib, delay_s=5.0)],
+        "worker": worker, "balancer": balancer(kind, numad_clock=numad_clock, nice=nice,
+                                               settings=settings, profile=profile),
+        "order": "workload_first", "time_numpy": kind == "homenode",
+        "groups": [_group(nodes, mib, touch_cpus=machine.node_cpus(0), run_cpus="all"),
+                   _group(nodes, small_mib, delay_s=5.0)],
         "duration_s": duration_s, "stop_when_local": True, "local_tags": ["managed"],
         "balanced_nodes": machine.nodes},
-        duration_s + 150)
+        duration_s + 150 + 120 * (nodes > 2))
 
 
 def pacing(worker: str, mib: int = 256, rate: int = PACING_RATE,

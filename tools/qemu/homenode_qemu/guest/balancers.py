@@ -63,9 +63,11 @@ class Homenode(Balancer):
 
     def __init__(self, config: dict[str, dict[str, Any]], workdir: Path,
                  ready_pattern: str = READY_PATTERN, extra_args: list[str] | None = None,
-                 nice: int = 0) -> None:
+                 nice: int = 0, profile: bool = False) -> None:
         self.config = config
         self.nice = nice
+        self.profile = profile          # py-spy attached once ready (samples the daemon)
+        self.spy: subprocess.Popen | None = None
         self.workdir = workdir
         self.ready_re = re.compile(ready_pattern)
         self.extra = extra_args or []
@@ -96,10 +98,25 @@ class Homenode(Balancer):
                 raise RuntimeError(f"homenode exited with {self.proc.returncode} at start:\n"
                                    f"{self.log()[-3000:]}")
             if self.ready_re.search(self.log()):
-                return round(time.monotonic() - self.t_start, 3)
+                ready = round(time.monotonic() - self.t_start, 3)
+                if self.profile:
+                    self._attach_profiler()
+                return ready
             time.sleep(0.05)
         raise TimeoutError(f"homenode not ready after {READY_TIMEOUT_S:.0f} s:\n"
                            f"{self.log()[-3000:]}")
+
+    def _attach_profiler(self) -> None:
+        """py-spy (pip, in the host's venv) sampling every thread of the daemon, with
+        the time threads spend in system calls (--idle: move_pages runs there)."""
+        assert self.proc is not None
+        spy = Path(sys.executable).with_name("py-spy")
+        self.spy = subprocess.Popen(
+            [str(spy), "record", "--pid", str(self.proc.pid), "--rate", "50", "--idle",
+             "--threads", "--nonblocking", "--format", "raw", "--output",
+             str(self.workdir / "profile.txt")],
+            stdin=subprocess.DEVNULL, stdout=(self.workdir / "py-spy.log").open("wb"),
+            stderr=subprocess.STDOUT)
 
     def log(self) -> str:
         try:
@@ -123,8 +140,17 @@ class Homenode(Balancer):
         except subprocess.TimeoutExpired:
             self.proc.kill()
             rc = self.proc.wait()
+        profile = None
+        if self.spy is not None:
+            try:
+                self.spy.wait(STOP_TIMEOUT_S)       # it ends with the process it samples
+            except subprocess.TimeoutExpired:
+                self.spy.kill()
+            profile = (_read(self.workdir / "profile.txt") or "") + \
+                (_read(self.workdir / "py-spy.log") or "")[-2000:]
         out = self.workdir / "out"
         return {"rc": rc, "cpu_s": round(cpu, 3), "log": self.log()[-LOG_TAIL:],
+                "profile": profile,
                 "summary": _read(out / "summary.json"),
                 "actions_csv": _read(out / "actions.csv")}
 
@@ -193,7 +219,7 @@ def make(spec: dict[str, Any], workdir: Path, workers_stime) -> Balancer:
     if kind == "homenode":
         return Homenode(spec["config"], workdir / "homenode",
                         spec.get("ready_pattern", READY_PATTERN), spec.get("args"),
-                        spec.get("nice", 0))
+                        spec.get("nice", 0), spec.get("profile", False))
     if kind == "numad":
         return Numad(spec["binary"], spec.get("clock_offset_s", 0.0), spec.get("args"))
     if kind == "autonuma":
