@@ -17,3 +17,15 @@ def test_only_the_commands_module_is_imported_for_a_known_command(monkeypatch):
     monkeypatch.setattr("importlib.import_module", lambda name: imported.append(name))
     _register(["simulate", "shift"])
     assert imported == ["homenode.cli.simulate"]
+
+
+def test_run_starts_without_the_simulator_plots_or_solver():
+    import subprocess
+    import sys
+    code = ("import sys; from homenode.cli import _register; _register(['run', '--once']);"
+            "from homenode.cli.linux import run_cmd;"
+            "print(' '.join(m for m in ('highspy', 'matplotlib', 'homenode.sim.host',"
+            " 'homenode.report', 'prometheus_client', 'rich.progress') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "", f"imported at start-up: {out}"
