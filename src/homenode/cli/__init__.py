@@ -19,7 +19,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from homenode.cli import compare, linux, ops, simulate  # noqa: F401
+    from homenode.cli import compare, linux, ops, simulate, sweep  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,137 @@
+"""Where cases run: in this process, on a local process pool, or on a Dask cluster.
+
+Each executor takes the cases and a callback, calls it once per finished case with its
+record (in completion order), and returns when all are done.  Ctrl-C stops it at once:
+what has completed is already stored by the callback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from homenode.errors import InputError
+from homenode.sweep.cases import Case
+from homenode.sweep.runner import run_case
+
+OnRecord = Callable[[dict[str, Any]], None]
+CONNECT_TIMEOUT_S = 10.0   # an unreachable scheduler is an error after this long
+
+
+class Serial:
+    """In this process, one case after another (``--jobs 1``)."""
+
+    name = "serial"
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def run(self, cases: list[Case], on_record: OnRecord) -> None:
+        for c in cases:
+            on_record(run_case(c, str(self.root)))
+
+    def close(self) -> None:
+        pass
+
+
+class LocalPool:
+    """A process pool on this machine; workers read trace files from the traces dir."""
+
+    name = "local"
+
+    def __init__(self, root: Path, jobs: int):
+        self.root, self.jobs = root, jobs
+
+    def run(self, cases: list[Case], on_record: OnRecord) -> None:
+        pool = ProcessPoolExecutor(max_workers=self.jobs)
+        try:
+            # A bounded window of submissions keeps memory flat for huge sweeps.
+            todo = iter(cases)
+            pending = set()
+            for c in todo:
+                pending.add(pool.submit(run_case, c, str(self.root)))
+                if len(pending) >= 4 * self.jobs:
+                    break
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    on_record(fut.result())
+                    nxt = next(todo, None)
+                    if nxt is not None:
+                        pending.add(pool.submit(run_case, nxt, str(self.root)))
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+
+    def close(self) -> None:
+        pass
+
+
+class Dask:
+    """A Dask cluster: ``tcp://host:port`` of a running scheduler, or ``local:N`` for a
+    ``LocalCluster`` of N single-threaded worker processes started here.
+
+    Trace files are scattered once each (their bytes, keyed by sha256) and every case
+    task depends on the files it reads, so a worker fetches a file once and workers need
+    no shared filesystem.  A worker that dies mid-case loses nothing: the scheduler runs
+    its tasks again elsewhere, and the driver stores each key once.
+    """
+
+    name = "dask"
+
+    def __init__(self, address: str, files: dict[str, Path]):
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise InputError("--dask", address, "needs the dask extra: pip install "
+                             "'homenode[dask]'") from None
+        self.cluster = None
+        if address.startswith("local:"):
+            n = address.partition(":")[2]
+            if not n.isdigit() or int(n) < 1:
+                raise InputError("--dask", address, "local:N needs N >= 1 worker processes")
+            self.cluster = LocalCluster(n_workers=int(n), threads_per_worker=1,
+                                        processes=True, dashboard_address=None,
+                                        host="127.0.0.1")
+            target: Any = self.cluster
+        elif address.startswith(("tcp://", "tls://", "ucx://")) or ":" in address:
+            target = address
+        else:
+            raise InputError("--dask", address, "expected tcp://HOST:PORT or local:N")
+        try:
+            self.client = Client(target, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as e:
+            self.close()
+            raise InputError("--dask", address, f"cannot reach the scheduler: "
+                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                             ) from None
+        self.files = files
+
+    def run(self, cases: list[Case], on_record: OnRecord) -> None:
+        from distributed import as_completed
+
+        needed = sorted({sha for c in cases for _, sha in c.traces})
+        blobs = {}
+        for sha in needed:
+            blobs[sha] = self.client.scatter(self.files[sha].read_bytes(), hash=False)
+        futures = [self.client.submit(run_case, c, {sha: blobs[sha] for _, sha in c.traces},
+                                      key=f"case-{c.key}", pure=False)
+                   for c in cases]
+        try:
+            for fut in as_completed(futures):
+                on_record(fut.result())
+                fut.release()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.client.cancel(futures)
+            raise
+
+    def close(self) -> None:
+        for thing in (getattr(self, "client", None), self.cluster):
+            if thing is not None:
+                with contextlib.suppress(Exception):
+                    thing.close()
