@@ -75,10 +75,11 @@ class Dask:
     """A Dask cluster: ``tcp://host:port`` of a running scheduler, or ``local:N`` for a
     ``LocalCluster`` of N single-threaded worker processes started here.
 
-    Trace files are scattered once each (their bytes, keyed by sha256) and every case
-    task depends on the files it reads, so a worker fetches a file once and workers need
-    no shared filesystem.  A worker that dies mid-case loses nothing: the scheduler runs
-    its tasks again elsewhere, and the driver stores each key once.
+    Each trace file is one task holding its bytes (keyed by sha256), and every case task
+    depends on the files it reads: a worker fetches a file once, workers need no shared
+    filesystem, and -- unlike scattered data -- a file lost with a dying worker is
+    recomputed from the scheduler's copy.  A worker that dies mid-case loses nothing: the
+    scheduler runs its tasks again elsewhere, and the driver stores each key once.
     """
 
     name = "dask"
@@ -115,9 +116,9 @@ class Dask:
         from distributed import as_completed
 
         needed = sorted({sha for c in cases for _, sha in c.traces})
-        blobs = {}
-        for sha in needed:
-            blobs[sha] = self.client.scatter(self.files[sha].read_bytes(), hash=False)
+        blobs = {sha: self.client.submit(_blob, self.files[sha].read_bytes(),
+                                         key=f"trace-{sha}", pure=False)
+                 for sha in needed}
         futures = [self.client.submit(run_case, c, {sha: blobs[sha] for _, sha in c.traces},
                                       key=f"case-{c.key}", pure=False)
                    for c in cases]
@@ -135,3 +136,8 @@ class Dask:
             if thing is not None:
                 with contextlib.suppress(Exception):
                     thing.close()
+
+
+def _blob(data: bytes) -> bytes:
+    """A trace file's bytes as a task result (see ``Dask``)."""
+    return data

@@ -264,7 +264,10 @@ def _grid(t: Table) -> tuple[tuple[str, tuple[Any, ...]], ...]:
             raise InputError(f"grid.{name}", values, "must be a non-empty list of values",
                              t.where)
         for v in values:
-            Settings.from_mapping({name: v}, where=t.where)
+            try:
+                Settings.from_mapping({name: v})
+            except InputError as e:
+                raise InputError(f"grid.{name}", v, e.problem, t.where) from None
         out.append((name, tuple(values)))
     t.done()
     return tuple(out)
