@@ -28,7 +28,8 @@ FAILED_ROWS_MAX = 200
 HEAT_SPAN = 0.10            # a ratio this far from 1 gets the full colour
 QUANTILES = (("min", 0), ("p5", 5), ("median", 50), ("p95", 95), ("max", 100))
 EXTRA_CSS = """<style>
-td.heat{min-width:54px;text-align:center}.good{color:#1a7f37}.bad{color:#b42318}
+td.heat{min-width:54px;text-align:center}td.l,th.l{text-align:left}
+table{margin-bottom:14px}.good{color:#1a7f37}.bad{color:#b42318}
 .note{background:#fff7e0;border:1px solid #eed;padding:6px 10px}
 </style>"""
 DISTRIBUTIONS = (
@@ -70,9 +71,9 @@ def _tally_table(table: list[dict[str, Any]], key: str) -> str:
     rows = "".join(
         f"<tr><td>{escape(t.policy)}</td><td>{escape(t.peer)}</td><td>{t.wins}</td>"
         f"<td>{t.ties}</td><td>{t.losses}</td><td>{_num(t.worst_ratio)}</td>"
-        f"<td>{escape(t.worst_case)}</td></tr>" for t in wins.tallies(table, key))
+        f"<td class=l>{escape(t.worst_case)}</td></tr>" for t in wins.tallies(table, key))
     return ("<table><tr><th>policy</th><th>peer</th><th>wins</th><th>ties</th><th>losses</th>"
-            f"<th>worst ratio</th><th>worst case</th></tr>{rows}</table>")
+            f"<th>worst ratio</th><th class=l>worst case</th></tr>{rows}</table>")
 
 
 def _num(v: float | None) -> str:
@@ -147,19 +148,18 @@ def _colour(ratio: float) -> str:
 
 
 def _load_table(table: list[dict[str, Any]]) -> str:
-    per_set: dict[str, dict[str, set[tuple[Any, ...]]]] = defaultdict(lambda: defaultdict(set))
+    hosts: dict[str, set[tuple[str, float, float]]] = defaultdict(set)
     for r in table:
         if r.get("family") == "traces" and r.get("demand_mean_share") is not None:
-            per_set[f"{r['set']} on {r['shape']}"]["x"].add(
+            hosts[f"{r['set']} on {r['shape']}"].add(
                 (r["label"], r["demand_mean_share"], r["demand_peak_share"]))
-    if not per_set:
+    if not hosts:
         return "<p class=sub>No trace cases.</p>"
     rows = []
-    for name in sorted(per_set):
-        hosts = sorted(per_set[name]["x"])
-        mean = np.array([h[1] for h in hosts])
-        peak = np.array([h[2] for h in hosts])
-        rows.append(f"<tr><td>{escape(name)}</td><td>{len(hosts)}</td>"
+    for name in sorted(hosts):
+        mean = np.array([h[1] for h in hosts[name]])
+        peak = np.array([h[2] for h in hosts[name]])
+        rows.append(f"<tr><td>{escape(name)}</td><td>{mean.size}</td>"
                     f"<td>{np.median(mean):.2f}</td><td>{mean.min():.2f}–{mean.max():.2f}</td>"
                     f"<td>{np.median(peak):.2f}</td><td>{(peak > 1).mean():.0%}</td></tr>")
     return ("<p class=sub>Demand as a share of the host's cores, per host-day.</p><table><tr>"
@@ -170,9 +170,10 @@ def _load_table(table: list[dict[str, Any]]) -> str:
 
 def _failed(failed: list[dict[str, Any]]) -> str:
     rows = "".join(f"<tr><td>{escape(wins.instance(r))}</td><td>{escape(r['policy'])}</td>"
-                   f"<td>{escape(str(r.get('error', '')))}</td></tr>"
+                   f"<td class=l>{escape(str(r.get('error', '')))}</td></tr>"
                    for r in failed[:FAILED_ROWS_MAX])
-    return f"<table><tr><th>case</th><th>policy</th><th>error</th></tr>{rows}</table>"
+    return (f"<table><tr><th>case</th><th>policy</th><th class=l>error</th></tr>{rows}"
+            "</table>")
 
 
 def write(out: Path, name: str, table: list[dict[str, Any]]) -> Path:
