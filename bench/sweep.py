@@ -39,9 +39,9 @@ GOAL = 0.8          # Dask cases/s at least this share of the local pool's
 def plan_of(name: str, first: int | None) -> cases.Plan:
     plan = cases.expand(specs.load(name))
     if first is not None:
-        # The first cases in key order: an even sample of every family (as a stopped
-        # sweep has run).
-        plan = dataclasses.replace(plan, cases=sorted(plan.cases, key=lambda c: c.key)[:first])
+        # The first cases in the sweep's own order: whole instances, an even sample of
+        # every family (what a stopped sweep has run).
+        plan = dataclasses.replace(plan, cases=driver.run_order(plan.cases)[:first])
     return plan
 
 

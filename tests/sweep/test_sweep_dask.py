@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sweep_support import write_spec
 
+from homenode.errors import HomenodeError
 from homenode.sim.traces import traces_dir
 from homenode.sweep import cases, driver, executors, table
 from homenode.sweep import spec as specs
@@ -131,3 +132,30 @@ def test_local_n_starts_its_own_cluster(tmp_path, traces):
     assert res.executed == len(plan.cases)
     assert (tmp_path / "d" / table.RESULTS_CSV).read_bytes() == \
         (tmp_path / "l" / table.RESULTS_CSV).read_bytes()
+
+
+def test_a_lost_scheduler_stops_the_sweep_and_resume_finishes_it(tmp_path, traces, cluster):
+    p = write_spec(tmp_path / "s.toml", traces, shapes='["small", "wide"]',
+                   policies='["esxi", "static", "numad", "autonuma"]')
+    plan = cases.expand(specs.load(str(p)))
+    arrived: list[str] = []
+
+    def progress(res: driver.Outcome, rec: dict | None) -> None:
+        if rec is not None:
+            arrived.append(rec["key"])
+        if len(arrived) == len(plan.cases) // 3 and cluster.scheduler.poll() is None:
+            os.killpg(cluster.scheduler.pid, signal.SIGKILL)
+
+    ex = executors.Dask(cluster.address, plan.files)
+    try:
+        with pytest.raises(HomenodeError, match="run again with --resume"):
+            driver.run(plan, tmp_path / "out", ex, on_progress=progress)
+    finally:
+        ex.close()
+    stored = {c.key for c in plan.cases if Store(tmp_path / "out").get(c.key)}
+    assert stored == set(arrived) and 0 < len(stored) < len(plan.cases)
+    res = driver.run(plan, tmp_path / "out", executors.LocalPool(plan.root, 2), resume=True)
+    assert res.reused == len(stored) and res.executed == len(plan.cases) - len(stored)
+    local(plan, tmp_path / "local")
+    assert (tmp_path / "out" / table.RESULTS_CSV).read_bytes() == \
+        (tmp_path / "local" / table.RESULTS_CSV).read_bytes()

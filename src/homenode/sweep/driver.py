@@ -3,6 +3,7 @@ store each record as it arrives, then write the table and the report."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +53,7 @@ def run(plan: Plan, out: Path, executor: Executor, *, resume: bool = False,
     done = set()
     if resume:
         done = {k for k in keys if (store.get(k) or {}).get("status") == OK}
-    # In key order: a stopped sweep has run an even sample of every family, not the first.
-    todo = sorted((c for c in plan.cases if c.key not in done), key=lambda c: c.key)
+    todo = run_order([c for c in plan.cases if c.key not in done])
     res = Outcome(total=len(keys), reused=len(done))
     store.begin(plan.spec.name, plan.spec.source, plan.spec.text, keys)
     if on_progress:
@@ -74,6 +74,16 @@ def run(plan: Plan, out: Path, executor: Executor, *, resume: bool = False,
     executor.run(todo, on_record)
     res.rows = finish(out, plan.spec.name, keys)
     return res
+
+
+def run_order(cases: list[Case]) -> list[Case]:
+    """Instance by instance (all its policies together), instances in hash order: a
+    stopped sweep holds whole instances -- comparable -- sampled evenly from every family,
+    rather than the first trace set's days."""
+    def order(c: Case) -> tuple[str, str]:
+        return hashlib.sha256(c.instance.encode()).hexdigest(), c.policy
+
+    return sorted(cases, key=order)
 
 
 def finish(out: Path, name: str, keys: list[str]) -> list[dict[str, Any]]:

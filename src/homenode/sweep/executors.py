@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from homenode.errors import InputError
+from homenode.errors import HomenodeError, InputError
 from homenode.sweep.cases import Case
 from homenode.sweep.runner import run_case
 
@@ -64,6 +64,11 @@ class LocalPool:
                         pending.add(pool.submit(run_case, nxt, str(self.root)))
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
+            # Python 3.11 has no public way to stop running workers, and exiting would
+            # wait for their cases: a SIGINT sent to the driver alone must stop it now.
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                with contextlib.suppress(Exception):
+                    proc.terminate()
             raise
         pool.shutdown()
 
@@ -126,10 +131,16 @@ class Dask:
             for fut in as_completed(futures):
                 on_record(fut.result())
                 fut.release()
-        except BaseException:
+        except KeyboardInterrupt:
             with contextlib.suppress(Exception):
                 self.client.cancel(futures)
             raise
+        except Exception as e:
+            # The scheduler (or the connection to it) is gone: cases cannot fail like
+            # this (run_case returns their errors), so the sweep stops, resumable.
+            raise HomenodeError(f"dask: lost the cluster ({type(e).__name__}: "
+                                f"{str(e).splitlines()[0] if str(e) else ''}); what finished "
+                                "is stored: run again with --resume") from None
 
     def close(self) -> None:
         for thing in (getattr(self, "client", None), self.cluster):
