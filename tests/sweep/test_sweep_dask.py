@@ -91,7 +91,8 @@ def test_smoke_on_dask_equals_the_local_pool(tmp_path, cluster):
 
 
 def test_a_worker_killed_mid_sweep_loses_nothing_and_runs_nothing_twice(
-        tmp_path, traces, cluster):
+        tmp_path, traces, cluster, monkeypatch):
+    monkeypatch.setattr(executors, "DASK_WINDOW", 4)     # a few cases in flight at a time
     p = write_spec(tmp_path / "s.toml", traces, shapes='["small", "wide"]',
                    policies='["esxi", "static", "numad", "autonuma"]')
     plan = cases.expand(specs.load(str(p)))

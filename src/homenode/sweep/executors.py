@@ -8,6 +8,7 @@ what has completed is already stored by the callback.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -19,6 +20,7 @@ from homenode.sweep.runner import run_case
 
 OnRecord = Callable[[dict[str, Any]], None]
 CONNECT_TIMEOUT_S = 10.0   # an unreachable scheduler is an error after this long
+DASK_WINDOW = 64           # cases in flight on a Dask cluster, at least (4 per worker)
 
 
 class Serial:
@@ -101,7 +103,7 @@ class Dask:
             if not n.isdigit() or int(n) < 1:
                 raise InputError("--dask", address, "local:N needs N >= 1 worker processes")
             self.cluster = LocalCluster(n_workers=int(n), threads_per_worker=1,
-                                        processes=True, dashboard_address=None,
+                                        processes=True, dashboard_address=":0",
                                         host="127.0.0.1")
             target: Any = self.cluster
         elif address.startswith(("tcp://", "tls://", "ucx://")) or ":" in address:
@@ -124,13 +126,25 @@ class Dask:
         blobs = {sha: self.client.submit(_blob, self.files[sha].read_bytes(),
                                          key=f"trace-{sha}", pure=False)
                  for sha in needed}
-        futures = [self.client.submit(run_case, c, {sha: blobs[sha] for _, sha in c.traces},
+
+        def submit(c: Case) -> Any:
+            return self.client.submit(run_case, c, {sha: blobs[sha] for _, sha in c.traces},
                                       key=f"case-{c.key}", pure=False)
-                   for c in cases]
+
+        # A bounded window of cases in flight, as for the local pool: the scheduler holds
+        # a few hundred tasks, not the whole sweep, whatever its size.
+        workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+        todo = iter(cases)
+        futures = [submit(c) for c in itertools.islice(todo, max(DASK_WINDOW, 4 * workers))]
         try:
-            for fut in as_completed(futures):
+            pending = as_completed(futures)
+            for fut in pending:
                 on_record(fut.result())
                 fut.release()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    futures.append(submit(nxt))
+                    pending.add(futures[-1])
         except KeyboardInterrupt:
             with contextlib.suppress(Exception):
                 self.client.cancel(futures)
