@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from sweep_support import homenode, write_spec
 
 from homenode.sweep import cases, driver, executors, table
@@ -126,13 +127,15 @@ def test_report_is_self_contained_with_every_section(tmp_path, traces):
         "http://www.w3.org/2000/svg", "")
 
 
-def test_ctrl_c_then_resume_runs_only_the_rest(tmp_path, traces):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_then_resume_runs_only_the_rest(tmp_path, traces, jobs):
+    # SIGINT to the driver alone (not its process group): the pool's workers must stop too.
     p = write_spec(tmp_path / "s.toml", traces, shapes='["small", "wide"]',
                    policies='["esxi", "static", "numad", "autonuma"]')
     total = len(plan_of(p).cases)
     out = tmp_path / "out"
     exe = Path(sys.executable).with_name("homenode")
-    proc = subprocess.Popen([str(exe), "sweep", str(p), "--out", str(out), "--jobs", "1"],
+    proc = subprocess.Popen([str(exe), "sweep", str(p), "--out", str(out), "--jobs", jobs],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while len(list((out / "cases").glob("*/*.json"))) < total // 2:
@@ -142,7 +145,7 @@ def test_ctrl_c_then_resume_runs_only_the_rest(tmp_path, traces):
     assert proc.wait(60) == 130
     done = len(list((out / "cases").glob("*/*.json")))
     assert total // 2 <= done < total
-    rc, stdout, err = homenode("sweep", str(p), "--out", str(out), "--jobs", "1", "--resume")
+    rc, stdout, err = homenode("sweep", str(p), "--out", str(out), "--jobs", jobs, "--resume")
     assert rc == 0, err
     assert f"{total} cases: {done} already done, {total - done} run now, 0 failed" in stdout
     assert json.loads((out / "sweep.json").read_text())["cases"]

@@ -65,10 +65,12 @@ class LocalPool:
                     if nxt is not None:
                         pending.add(pool.submit(run_case, nxt, str(self.root)))
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
             # Python 3.11 has no public way to stop running workers, and exiting would
             # wait for their cases: a SIGINT sent to the driver alone must stop it now.
-            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            # (shutdown forgets the processes: take them first.)
+            procs = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
                 with contextlib.suppress(Exception):
                     proc.terminate()
             raise

@@ -15,8 +15,10 @@ sweep goes on.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping
@@ -27,6 +29,7 @@ from homenode.compare import solver_stats
 from homenode.policy.optimal import OptimalPolicy, hints_for
 from homenode.settings import Settings
 from homenode.sim import scenario as scenarios
+from homenode.sim import traces
 from homenode.simulation import simulate
 from homenode.sweep.cases import Case
 
@@ -40,15 +43,36 @@ def with_traces_dir(text: str, root: Path) -> str:
     return f"traces_dir = {json.dumps(str(root))}\n{text}"
 
 
+_blobs: Path | None = None      # this process's trace files by sha256 (Dask workers)
+
+
+def _blob(sha: str, data: bytes) -> Path:
+    """A file holding ``data`` (whose sha256 is ``sha``), written once per process."""
+    global _blobs
+    if _blobs is None:
+        _blobs = Path(tempfile.mkdtemp(prefix="homenode-sweep-blobs-"))
+        atexit.register(shutil.rmtree, _blobs, True)
+    p = _blobs / sha
+    if not p.exists():
+        tmp = p.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(p)
+    return p
+
+
 def run_case(case: Case, source: str | Mapping[str, bytes] | None) -> dict[str, Any]:
     wall0 = time.perf_counter()
+    # Worker processes run many cases cut from the same files: keep what they read.
+    traces.remember_reads()
     try:
         if case.traces and isinstance(source, Mapping):
             with tempfile.TemporaryDirectory(prefix="homenode-case-") as tmp:
+                # The case's names, linked to content-addressed files: the scenario reads
+                # the bytes the driver hashed, and the reads are remembered across cases.
                 for rel, sha in case.traces:
                     p = Path(tmp) / rel
                     p.parent.mkdir(parents=True, exist_ok=True)
-                    p.write_bytes(source[sha])
+                    p.symlink_to(_blob(sha, source[sha]))
                 sc = _parse(case, Path(tmp))
         elif case.traces:
             root = Path(str(source))
