@@ -149,3 +149,19 @@ def test_ctrl_c_then_resume_runs_only_the_rest(tmp_path, traces, jobs):
     assert rc == 0, err
     assert f"{total} cases: {done} already done, {total - done} run now, 0 failed" in stdout
     assert json.loads((out / "sweep.json").read_text())["cases"]
+
+
+def test_remembered_reads_follow_the_file(traces):
+    from homenode.sim import traces as tr
+
+    f = traces / "bb" / "2.csv"
+    try:
+        tr.remember_reads()
+        a = tr.read_trace(f, "bitbrains")
+        assert tr.read_trace(f, "bitbrains") is a
+        f.write_text(f.read_text().rsplit("\n", 2)[0] + "\n")     # one sample fewer
+        b = tr.read_trace(f, "bitbrains")
+        assert b is not a and len(b) == len(a) - 1
+    finally:
+        tr.remember_reads(False)
+    assert tr.read_trace(f, "bitbrains") is not tr.read_trace(f, "bitbrains")

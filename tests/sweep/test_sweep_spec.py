@@ -139,3 +139,17 @@ def test_an_existing_sweep_needs_resume(tmp_path, traces):
     assert homenode("sweep", str(p), "--out", str(out), "--jobs", "1")[0] == 0
     rc, _, err = homenode("sweep", str(p), "--out", str(out), "--jobs", "1")
     assert rc == 2 and "--resume" in err
+
+
+def test_a_scenario_file_with_traces_carries_its_trace_hashes(tmp_path, traces):
+    scen = tmp_path / "mine.toml"
+    scen.write_text('name = "mine"\nduration = "30s"\n[host]\nnodes = 2\ncores_per_node = 4\n'
+                    '[[traces]]\nformat = "bitbrains"\nfiles = "bb/*.csv"\nstep = "5s"\n')
+    p = write_spec(tmp_path / "s.toml", traces, days="days = [0]",
+                   scenarios=f'[[scenarios]]\nfiles = ["{scen.name}"]\npolicies = ["esxi"]\n')
+    sc = [c for c in plan_of(p).cases if c.family == cases.FAMILY_SCENARIO]
+    assert len(sc) == 1 and len(sc[0].traces) == 6
+    assert {r for r, _ in sc[0].traces} == {f"bb/{k}.csv" for k in range(1, 7)}
+    scen.write_text("traces_dir = 'x'\n" + scen.read_text())
+    with pytest.raises(InputError, match="a sweep resolves trace files itself"):
+        plan_of(p)

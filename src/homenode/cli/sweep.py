@@ -100,7 +100,12 @@ def run_with_bar(plan: Any, out: Path, ex: Any, resume: bool) -> Any:
                             failed=0)
 
         def progress(res: Any, rec: Any) -> None:
-            bar.update(task, completed=res.reused + res.executed, failed=res.failed)
+            # Counts this run's cases only, so the ETA is not fooled by resumed ones.
+            if rec is None:
+                bar.update(task, total=res.total - res.reused, description=(
+                    f"{plan.spec.name} ({ex.name}" + (f", {res.reused} done before)"
+                                                      if res.reused else ")")))
+            bar.update(task, completed=res.executed, failed=res.failed)
 
         return driver.run(plan, out, ex, resume=resume, on_progress=progress)
 
