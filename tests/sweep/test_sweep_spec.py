@@ -153,3 +153,13 @@ def test_a_scenario_file_with_traces_carries_its_trace_hashes(tmp_path, traces):
     scen.write_text("traces_dir = 'x'\n" + scen.read_text())
     with pytest.raises(InputError, match="a sweep resolves trace files itself"):
         plan_of(p)
+
+
+def test_the_docs_example_spec_is_a_valid_spec(tmp_path):
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "sweep.md").read_text()
+    example = doc.split("```toml\n")[1].split("```")[0]
+    (tmp_path / "my-scenario.toml").write_text('name = "my-scenario"\n')
+    s = specs.parse(example, str(tmp_path / "example.toml"), tmp_path)
+    assert [t.name for t in s.trace_sets] == ["bb2013-9"]
+    assert s.trace_sets[0].days == (0, 3) and s.trace_sets[0].policies == ("esxi", "static")
+    assert dict(s.grid) == {"mig_threshold": (0.02, 0.05), "rebalance_period": (2.0, 4.0)}
