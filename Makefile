@@ -4,12 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint bench bench-daemon bench-soak clean
+.PHONY: run test test-fast lint bench bench-daemon bench-soak bench-sweep clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,dask]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -35,6 +35,9 @@ bench-daemon: $(STAMP)
 
 bench-soak: $(STAMP)
 	$(BIN)/python bench/soak.py
+
+bench-sweep: $(STAMP)
+	$(BIN)/python bench/sweep.py
 
 clean:
 	rm -rf $(VENV) homenode-out .pytest_cache .ruff_cache .hypothesis

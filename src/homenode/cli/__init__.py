@@ -26,8 +26,8 @@ COMMANDS = {"run": "linux", "topology": "linux", "place": "linux", "compare": "c
             "top": "ops", "explain": "ops", "report": "ops", "simulate": "simulate",
             "scenarios": "simulate", "settings": "simulate", "status": "ops",
             "include": "ops", "exclude": "ops", "check": "check", "files": "files",
-            "manpage": "manpage"}
-MODULES = ("check", "compare", "files", "linux", "manpage", "ops", "simulate")
+            "manpage": "manpage", "sweep": "sweep"}
+MODULES = ("check", "compare", "files", "linux", "manpage", "ops", "simulate", "sweep")
 
 
 def _register(argv: list[str] | None = None) -> None:

@@ -200,7 +200,35 @@ def read_planetlab(path: str | os.PathLike, cores: int = 1) -> Trace:
     return Trace(str(p), "planetlab", PLANETLAB_STEP, cores, cpu, None)
 
 
+# A sweep worker parses hundreds of one-day scenarios cut from the same month-long files,
+# and reading the files is most of such a parse: ``remember_reads()`` makes this process
+# keep what it read, keyed by the file's real path, size and modification time.
+_READS: dict[tuple[str, int, int, str, int], Trace] | None = None
+READS_KEPT = 4096       # traces kept at most (a month of 5-minute samples is ~140 KB)
+
+
+def remember_reads(on: bool = True) -> None:
+    global _READS
+    _READS = {} if on else None
+
+
 def read_trace(path: str | os.PathLike, fmt: str, cores: int = 1) -> Trace:
+    if _READS is None:
+        return _read_trace(path, fmt, cores)
+    try:
+        real = Path(path).resolve()
+        st = real.stat()
+    except OSError:
+        return _read_trace(path, fmt, cores)      # the reader names the problem
+    key = (str(real), st.st_size, st.st_mtime_ns, fmt, cores)
+    if key not in _READS:
+        if len(_READS) >= READS_KEPT:
+            _READS.clear()
+        _READS[key] = _read_trace(path, fmt, cores)
+    return _READS[key]
+
+
+def _read_trace(path: str | os.PathLike, fmt: str, cores: int) -> Trace:
     if fmt == "bitbrains":
         return read_bitbrains(path)
     if fmt == "planetlab":
