@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from homenode.errors import InputError
+from homenode.errors import HomenodeError, InputError
+from homenode.linux.errors import ParseError
 from homenode.linux.procfs import read_bytes
 from homenode.linux.sysfs import format_cpulist
 from homenode.model import Client, Reason, SetHome, Snapshot, Topology
@@ -80,6 +81,10 @@ def parse_proc_stat(text: str) -> dict[int, tuple[int, int]]:
     for line in text.splitlines():
         if line.startswith("cpu") and line[3:4].isdigit():
             f = line.split()
+            # user nice system idle iowait irq softirq steal: eight counters since 2.6.11
+            if len(f) < 9 or not f[0][3:].isdigit() or not all(
+                    x.isascii() and x.isdigit() for x in f[1:9]):
+                raise ParseError(f"/proc/stat: bad cpu line {line[:80]!r}")
             v = [int(x) for x in f[1:9]]
             total = sum(v)
             idle = v[3] + v[4]                 # idle + iowait
@@ -92,9 +97,12 @@ def busy_cores(topo: Topology, proc: str = "/proc", sample: float = DEFAULT_SAMP
     """Busy CPUs per node over ``sample`` seconds (0 when sample is 0)."""
     if sample <= 0:
         return np.zeros(topo.n)
-    a = parse_proc_stat(read_bytes(f"{proc}/stat", "read /proc/stat").decode())
-    time.sleep(sample)
-    b = parse_proc_stat(read_bytes(f"{proc}/stat", "read /proc/stat").decode())
+    try:
+        a = parse_proc_stat(read_bytes(f"{proc}/stat", "read /proc/stat").decode())
+        time.sleep(sample)
+        b = parse_proc_stat(read_bytes(f"{proc}/stat", "read /proc/stat").decode())
+    except ParseError as e:           # a kernel we do not understand: say so, in one line
+        raise HomenodeError(str(e)) from None
     out = np.zeros(topo.n)
     for i, cpus in enumerate(topo.cpus):
         for c in cpus:

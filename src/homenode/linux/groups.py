@@ -40,11 +40,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from homenode.errors import InputError
+from homenode.inputs import MAX_NODES, Table
 from homenode.linux import procfs
 from homenode.linux.errors import SysError
 from homenode.linux.sysfs import parse_cpulist
 from homenode.model import Client, Topology
-from homenode.units import MIB, parse_size
+from homenode.units import MIB
 
 if TYPE_CHECKING:
     from homenode.linux.clients import Tracked
@@ -114,62 +115,39 @@ class Facts:
 
 # --- the TOML tables -------------------------------------------------------------------------
 
-def parse_rules(raw: dict[str, Any], where: str) -> GroupRules:
+def parse_rules(t: Table) -> GroupRules:
+    """``[[groups]]``, ``[[constraints]]`` and ``[auto_groups]`` of the config ``t``."""
     groups = []
     seen: set[str] = set()
-    for i, t in enumerate(_tables(raw, "groups", where)):
-        p = f"groups[{i}]."
-        _known(t, {"name", "members"}, p, where)
-        name = t.get("name")
+    for g in t.list("groups"):
+        name = g.raw("name", None)
         if not isinstance(name, str) or not name.strip() or name.startswith(AUTO_PREFIX):
-            raise InputError(f"{p}name", name, f"expected a group name (not starting "
-                             f"with {AUTO_PREFIX!r})", where)
+            raise g.fail("name", name, f"expected a group name (not starting "
+                         f"with {AUTO_PREFIX!r})")
         if name in seen:
-            raise InputError(f"{p}name", name, "duplicate group name", where)
+            raise g.fail("name", name, "duplicate group name")
         seen.add(name)
-        groups.append(Group(name, _members(t, p, where)))
+        groups.append(Group(name, _members(g)))
+        g.done()
     constraints = []
-    for i, t in enumerate(_tables(raw, "constraints", where)):
-        p = f"constraints[{i}]."
-        _known(t, {"members", "allowed_nodes", "prefer_ht"}, p, where)
-        ht = t.get("prefer_ht", False)
-        if not isinstance(ht, bool):
-            raise InputError(f"{p}prefer_ht", ht, "expected true or false", where)
-        constraints.append(Constraint(_members(t, p, where),
-                                      _nodes(t.get("allowed_nodes"), f"{p}allowed_nodes",
-                                             where), ht))
-    auto = raw.get("auto_groups", {})
-    if not isinstance(auto, dict):
-        raise InputError("auto_groups", auto, "expected a table ([auto_groups])", where)
-    _known(auto, {"shared_memory", "min_shared"}, "auto_groups.", where)
-    shm = auto.get("shared_memory", False)
-    if not isinstance(shm, bool):
-        raise InputError("auto_groups.shared_memory", shm, "expected true or false", where)
-    min_shared = parse_size(auto.get("min_shared", DEFAULT_MIN_SHARED),
-                            "auto_groups.min_shared", where)
-    return GroupRules(tuple(groups), tuple(constraints), shm, min_shared)
+    for c in t.list("constraints"):
+        constraints.append(Constraint(_members(c), _nodes(c, "allowed_nodes"),
+                                      c.bool("prefer_ht", False)))
+        c.done()
+    auto = t.sub("auto_groups")
+    rules = GroupRules(tuple(groups), tuple(constraints), auto.bool("shared_memory", False),
+                       auto.size("min_shared", DEFAULT_MIN_SHARED))
+    auto.done()
+    return rules
 
 
-def _tables(raw: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
-    v = raw.get(key, [])
-    if not isinstance(v, list) or not all(isinstance(t, dict) for t in v):
-        raise InputError(key, v, f"expected an array of tables ([[{key}]])", where)
-    return v
-
-
-def _known(t: dict[str, Any], keys: set[str], prefix: str, where: str) -> None:
-    for k in t:
-        if k not in keys:
-            raise InputError(f"{prefix}{k}", t[k], f"unknown key; expected one of "
-                             f"{', '.join(sorted(keys))}", where)
-
-
-def _members(t: dict[str, Any], p: str, where: str) -> tuple[Selector, ...]:
-    members = t.get("members")
+def _members(t: Table) -> tuple[Selector, ...]:
+    members = t.raw("members", None)
     if not isinstance(members, list) or not members:
-        raise InputError(f"{p}members", members, "expected a non-empty list of selectors "
-                         "such as 'cmdline:REGEX'", where)
-    return tuple(parse_selector(m, f"{p}members[{j}]", where) for j, m in enumerate(members))
+        raise t.fail("members", members, "expected a non-empty list of selectors such as "
+                     "'cmdline:REGEX'")
+    return tuple(parse_selector(m, t.name(f"members[{j}]"), t.where)
+                 for j, m in enumerate(members))
 
 
 def parse_selector(text: object, name: str, where: str) -> Selector:
@@ -180,7 +158,7 @@ def parse_selector(text: object, name: str, where: str) -> Selector:
         raise InputError(name, text, f"expected KIND:VALUE with KIND one of "
                          f"{', '.join(SELECTOR_KINDS)}", where)
     if kind == "pid":
-        if not arg.isdigit() or int(arg) <= 1:
+        if not arg.isascii() or not arg.isdigit() or not 1 < int(arg) <= 1 << 22:
             raise InputError(name, text, "expected pid:N with N above 1", where)
         return Selector(kind, str(int(arg)))
     if kind == "cgroup":
@@ -194,7 +172,8 @@ def parse_selector(text: object, name: str, where: str) -> Selector:
         raise InputError(name, text, f"bad regular expression: {e}", where) from None
 
 
-def _nodes(v: object, name: str, where: str) -> frozenset[int] | None:
+def _nodes(t: Table, key: str) -> frozenset[int] | None:
+    v, name, where = t.raw(key, None), t.name(key), t.where
     if v is None:
         return None
     if isinstance(v, str):
@@ -210,6 +189,8 @@ def _nodes(v: object, name: str, where: str) -> frozenset[int] | None:
         raise InputError(name, v, "expected node ids such as [0, 1] or \"0-1\"", where)
     if not nodes:
         raise InputError(name, v, "expected at least one node", where)
+    if max(nodes) >= MAX_NODES:
+        raise InputError(name, v, f"node ids go up to {MAX_NODES - 1}", where)
     return nodes
 
 

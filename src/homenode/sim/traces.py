@@ -34,12 +34,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from homenode.errors import InputError
+from homenode.inputs import MAX_VCPUS
 from homenode.model import Client
 from homenode.sim.demand import Curve
 from homenode.units import GIB
 
 if TYPE_CHECKING:
-    from homenode.sim.scenario import ClientSpec, Table
+    from homenode.inputs import Table
+    from homenode.sim.scenario import ClientSpec
 
 ENV_TRACES_DIR = "HOMENODE_TRACES_DIR"
 FORMATS = ("bitbrains", "planetlab")
@@ -148,6 +150,9 @@ def read_bitbrains(path: str | os.PathLike) -> Trace:
         if cores < 1 or cores != int(cores):
             raise InputError(BITBRAINS_COLUMNS[_CORES], fields[_CORES],
                              "must be a whole number of cores >= 1", where)
+        if cores > MAX_VCPUS:
+            raise InputError(BITBRAINS_COLUMNS[_CORES], fields[_CORES],
+                             f"more than {MAX_VCPUS} cores (no VM has that many)", where)
         for i, v in ((_CPU_PCT, pct), (_MEM_KB, mem)):
             if v < 0:
                 raise InputError(BITBRAINS_COLUMNS[i], fields[i], "must not be negative", where)
@@ -255,10 +260,8 @@ def _clients_of(tt: Table, root: Path, duration: float) -> list[ClientSpec]:
         raise InputError(f"{tt.prefix}format", fmt, f"must be one of {', '.join(FORMATS)}",
                          tt.where)
     files = _files(tt, root)
-    step = tt.duration("step", 5.0)
-    if step <= 0:
-        raise InputError(f"{tt.prefix}step", step, "must be positive", tt.where)
-    offset = tt.int("offset", 0, lo=0)
+    step = tt.duration("step", 5.0, positive=True)
+    offset = tt.int("offset", 0, lo=0, hi=MAX_GRID_STEPS)
     steps = math.ceil(duration / step)
     pattern = tt.str("name", "{stem}")
     # Bitbrains files carry the VM's cores and memory use; PlanetLab files carry neither.
@@ -268,7 +271,7 @@ def _clients_of(tt: Table, root: Path, duration: float) -> list[ClientSpec]:
             if other != fmt and key in tt.data:
                 raise InputError(f"{tt.prefix}{key}", tt.data[key], f"applies to {other} "
                                  f"traces only", tt.where)
-    vcpus = tt.int("vcpus", 1, lo=1, hi=4096)
+    vcpus = tt.int("vcpus", 1, lo=1, hi=MAX_VCPUS)
     mem_given = "memory" in tt.data
     memory = tt.size("memory", DEFAULT_PLANETLAB_MEMORY)
     stat = tt.str("memory_stat", "max")
@@ -311,7 +314,11 @@ def _files(tt: Table, root: Path) -> list[Path]:
         hits = sorted(glob.glob(str(root / pat)))
         if not hits:
             raise InputError(f"{tt.prefix}files", pat, f"matches no file in {root}", tt.where)
-        found.extend(Path(h) for h in hits if Path(h).is_file())
+        files = [Path(h) for h in hits if Path(h).is_file()]
+        if not files:
+            raise InputError(f"{tt.prefix}files", pat, f"matches only directories in {root}, "
+                             "no trace file", tt.where)
+        found.extend(files)
     count = tt.int("count", len(found), lo=1)
     if count > len(found):
         raise InputError(f"{tt.prefix}count", count, f"only {len(found)} files match", tt.where)
