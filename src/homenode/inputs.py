@@ -139,7 +139,7 @@ def _size_text(n: int) -> str:
     for unit, k in (("PiB", 50), ("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if n >= 1 << k and n % (1 << k) == 0:
             return f"{n >> k} {unit}"
-    return f"{n} bytes"
+    return f"{n} byte{'s' if n != 1 else ''}"
 
 
 def _duration_text(s: float) -> str:

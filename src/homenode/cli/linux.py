@@ -13,7 +13,7 @@ import click
 import numpy as np
 
 from homenode.cli import cli
-from homenode.cli.params import Count, Duration, Size
+from homenode.cli.params import Count, Duration, InputFile, Size
 from homenode.errors import InputError
 from homenode.inputs import MAX_VCPUS, check_out_dir, check_socket_path
 from homenode.model import Topology
@@ -28,7 +28,7 @@ def _require_linux() -> None:
 
 
 @cli.command("run")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--config", "config_path", type=InputFile(),
               default=None, help="TOML config (default: /etc/homenode.toml if present).")
 @click.option("--dry-run", is_flag=True, help="Log every action it would take; change "
               "nothing.")
@@ -138,7 +138,7 @@ def format_topology(topo: Topology, free_pages: np.ndarray, as_json: bool = Fals
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--numad-compat", is_flag=True, help="Print only the nodeset, as "
               "`numad -w NCPUS:MB` does (for libvirt placement='auto').")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--config", "config_path", type=InputFile(),
               default=None, help="Policy and settings from this config.")
 @click.option("--state", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="State file of recent recommendations.")

@@ -4,6 +4,7 @@ count or a rate is checked by the same code as the files, with the same one-line
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -82,3 +83,17 @@ class Number(click.ParamType):
         if not self.lo <= v <= self.hi:
             raise InputError(_flag(param), v, f"must be between {self.lo:g} and {self.hi:g}")
         return v
+
+
+class InputFile(click.ParamType):
+    """A file homenode reads (``--config``): a directory is refused here; a missing file
+    is left to the reader, which knows whether a default applies."""
+
+    name = "file"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Path:
+        p = Path(value)
+        if p.is_dir():
+            raise InputError(_flag(param), str(value), "is a directory, not a file")
+        return p
