@@ -8,18 +8,15 @@ import threading
 
 import click
 
-from homenode import __version__
+from homenode.cli import compare, linux, ops, simulate  # noqa: F401  (each adds its commands)
+from homenode.cli.group import cli
 from homenode.errors import HomenodeError
 
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="homenode")
-def cli() -> None:
-    """homenode: an ESXi-style NUMA scheduler for Linux hosts, and a NUMA host simulator."""
+__all__ = ["cli", "main"]
 
 
 def _register() -> None:
-    from homenode.cli import compare, linux, ops, simulate  # noqa: F401
+    """The commands are added when this package is imported (kept for callers)."""
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from homenode import compare as cmp
-from homenode.cli import cli
+from homenode.cli.group import cli
 from homenode.cli.params import Count, Duration
 from homenode.errors import InputError
 from homenode.inputs import check_out_dir

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from homenode.cli import cli
+from homenode.cli.group import cli
 from homenode.cli.params import Count, Duration, InputFile, Size
 from homenode.errors import InputError
 from homenode.inputs import MAX_VCPUS, check_out_dir, check_socket_path

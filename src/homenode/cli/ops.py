@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from homenode.cli import cli
+from homenode.cli.group import cli
 from homenode.cli.params import Count, Duration
 from homenode.errors import InputError
 from homenode.ops import explain as explain_mod

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from homenode.cli import cli
+from homenode.cli.group import cli
 from homenode.cli.params import Count, Duration, Number
 from homenode.errors import InputError
 from homenode.inputs import check_out_dir, check_socket_path

@@ -145,7 +145,8 @@ def parse(text: str, where: str) -> Scenario:
     pools = parse_pools(t)
     clients = parse_clients(t, host, rng, {p.name for p in pools})
     # [[traces]]: clients whose demand (and memory) comes from real trace files.
-    clients += trace_clients(t, duration, {c.client.id for c in clients})
+    clients += [ClientSpec(tc.client, tc.curve, tc.start, math.inf, tc.mem_intensity)
+                for tc in trace_clients(t, duration, {c.client.id for c in clients})]
     ids = [c.client.id for c in clients]
     events = tuple(parse_event(e, ids, host.topology.n) for e in t.list("events"))
     settings = t.raw("settings", {})

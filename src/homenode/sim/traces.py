@@ -41,7 +41,6 @@ from homenode.units import GIB
 
 if TYPE_CHECKING:
     from homenode.inputs import Table
-    from homenode.sim.scenario import ClientSpec
 
 ENV_TRACES_DIR = "HOMENODE_TRACES_DIR"
 FORMATS = ("bitbrains", "planetlab")
@@ -62,6 +61,16 @@ MEMORY_STATS = ("max", "p95", "mean")
 # A resampled Bitbrains trace never has more steps than this: a file whose timestamps
 # jump by years would otherwise make a grid of millions of points.
 MAX_GRID_STEPS = 1_000_000
+
+
+@dataclass(frozen=True)
+class TraceClient:
+    """One client made from a trace file (sim/scenario.py turns it into a ClientSpec)."""
+
+    client: Client
+    curve: Curve
+    start: float
+    mem_intensity: float
 
 
 @dataclass(frozen=True)
@@ -228,7 +237,7 @@ def footprint(tr: Trace, stat: str) -> int:
 
 # --- the [[traces]] scenario table -------------------------------------------------------
 
-def trace_clients(t: Table, duration: float, taken: set[str]) -> list[ClientSpec]:
+def trace_clients(t: Table, duration: float, taken: set[str]) -> list[TraceClient]:
     """Clients from the scenario's ``[[traces]]`` tables (see docs/baselines.md).
 
     ``t`` is the scenario's top-level table: ``traces_dir`` is read from it, so that a
@@ -240,7 +249,7 @@ def trace_clients(t: Table, duration: float, taken: set[str]) -> list[ClientSpec
         return []
     where_dir = Path(t.where).parent if Path(t.where).is_file() else None
     root = traces_dir(t.str("traces_dir", "") or None, where_dir)
-    out: list[ClientSpec] = []
+    out: list[TraceClient] = []
     for tt in t.list("traces"):
         for c in _clients_of(tt, root, duration):
             if c.client.id in taken:
@@ -251,10 +260,7 @@ def trace_clients(t: Table, duration: float, taken: set[str]) -> list[ClientSpec
     return out
 
 
-def _clients_of(tt: Table, root: Path, duration: float) -> list[ClientSpec]:
-    # Imported here: scenario.py imports this module to read [[traces]].
-    from homenode.sim.scenario import ClientSpec
-
+def _clients_of(tt: Table, root: Path, duration: float) -> list[TraceClient]:
     fmt = tt.str("format", "")
     if fmt not in FORMATS:
         raise InputError(f"{tt.prefix}format", fmt, f"must be one of {', '.join(FORMATS)}",
@@ -296,7 +302,7 @@ def _clients_of(tt: Table, root: Path, duration: float) -> list[ClientSpec]:
         client = Client(name, name, tr.cores, mem)
         curve = Curve("trace", float(tr.cpu[0]), values=tuple(float(v) for v in tr.cpu),
                       step=step)
-        out.append(ClientSpec(client, curve, start + i * every, math.inf, intensity))
+        out.append(TraceClient(client, curve, start + i * every, intensity))
     return out
 
 
