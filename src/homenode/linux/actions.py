@@ -10,31 +10,53 @@ here decides: the policy did.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
 
 from homenode.linux import affinity, migrate
+from homenode.linux.adopt import Keeper
 from homenode.linux.clients import CgroupClient, Ctx, ProcessClient, Tracked
 from homenode.linux.errors import AccessDenied, ProcessGone
 from homenode.linux.identity import Pinned
 from homenode.linux.state import Cpus
-from homenode.model import Action, MigratePages, SetHome, Topology
-
-if TYPE_CHECKING:
-    from homenode.linux.host import LinuxHost
+from homenode.model import Action, ActionResult, MigratePages, SetHome, Topology
 
 log = logging.getLogger("homenode.linux")
 
 
-@dataclass
-class Result:
-    """What happened to one action (``ok`` is what the loop and the recorder read)."""
+def Result(action: Action, ok: bool, note: str = "", moved: int = 0,
+           target: str = "") -> ActionResult:
+    """The one typed result of every host (homenode.model.ActionResult); Linux counts
+    the pages it moves, so ``moved`` is never None here."""
+    return ActionResult(action, ok, note, moved, target)
 
-    action: Action
-    ok: bool
-    note: str = ""
-    moved: int = 0          # pages moved by a MigratePages
-    target: str = ""        # the process acted on: PID@start time (cgroups: the id)
+
+@dataclass
+class HostStats:
+    pages_moved: int = 0
+    pages_failed: int = 0
+    errors: Counter = field(default_factory=Counter)      # kind of error -> count
+    dropped: int = 0        # clients gone (exited or PID reused)
+    adopted: int = 0        # clients whose home a previous daemon set, taken over
+    reused_during_action: int = 0   # PID found reused right after an action on it
+
+
+@dataclass
+class ActionIo:
+    """What carrying out an action may touch -- the kernel (``proc``, ``sys``: the
+    syscall module, the fault-injection seam) and the host's books -- so that actions
+    take this context instead of the whole host."""
+
+    proc: str
+    sys: ModuleType
+    dry_run: bool
+    bulk: bool                                  # daemon.migration = "bulk"
+    stats: HostStats
+    keeper: Keeper
+    failed: Callable[[Tracked, object, float, str, Exception], None]
+    cooling: Callable[[object, float], float]
 
 
 def target(c: Tracked) -> str:
@@ -42,7 +64,7 @@ def target(c: Tracked) -> str:
     return f"{c.pid}@{c.start}" if isinstance(c, ProcessClient) else c.id
 
 
-def apply_one(host: LinuxHost, c: Tracked, a: Action, topo: Topology, ctx: Ctx) -> Result:
+def apply_one(host: ActionIo, c: Tracked, a: Action, topo: Topology, ctx: Ctx) -> Result:
     if not c.managed:
         return Result(a, False, f"unmanaged: {c.why_unmanaged}")
     if isinstance(c, ProcessClient) and not host.dry_run:
@@ -55,7 +77,7 @@ def apply_one(host: LinuxHost, c: Tracked, a: Action, topo: Topology, ctx: Ctx) 
     return _apply(host, c, a, topo, ctx, None)
 
 
-def _apply(host: LinuxHost, c: Tracked, a: Action, topo: Topology, ctx: Ctx,
+def _apply(host: ActionIo, c: Tracked, a: Action, topo: Topology, ctx: Ctx,
            pin: Pinned | None) -> Result:
     alive = pin.check if pin is not None else None
     src_id = topo.node_ids[a.src] if a.src >= 0 else None
@@ -78,7 +100,7 @@ def _apply(host: LinuxHost, c: Tracked, a: Action, topo: Topology, ctx: Ctx,
     if isinstance(a, MigratePages):
         if host.dry_run or src_id is None:
             return Result(a, True, note, target=target(c))
-        bulk = host.cfg.daemon.migration == "bulk"
+        bulk = host.bulk
         if isinstance(c, ProcessClient):
             r = migrate.migrate_process(c, src_id, dst_id, int(a.pages), ctx.now, bulk,
                                         host.proc, host.sys, alive)
@@ -95,14 +117,13 @@ def _apply(host: LinuxHost, c: Tracked, a: Action, topo: Topology, ctx: Ctx,
             # anything else -> logged once, back-off.
             if isinstance(r.error, AccessDenied):
                 raise r.error
-            host.failed(c, c.key, ctx.now, type(r.error).__name__,  # type: ignore[attr-defined]
-                        r.error)
+            host.failed(c, c.key, ctx.now, type(r.error).__name__, r.error)
             return Result(a, False, str(r.error), r.moved, target=target(c))
         return Result(a, True, "", r.moved, target=target(c))
     return Result(a, False, f"unknown action {type(a).__name__}")
 
 
-def home_changes(host: LinuxHost, actions: list[Action], by_id: dict[str, Tracked],
+def home_changes(host: ActionIo, actions: list[Action], by_id: dict[str, Tracked],
                  topo: Topology, now: float) -> list[tuple[Tracked, Cpus]]:
     """The home changes about to be made (for the state file's write-ahead)."""
     out = []
@@ -110,12 +131,12 @@ def home_changes(host: LinuxHost, actions: list[Action], by_id: dict[str, Tracke
         c = by_id.get(a.client)
         if isinstance(a, SetHome) and c is not None and c.managed and \
                 0 <= a.dst < topo.n and topo.cpus[a.dst] and \
-                not host.guard.cooling(c.key, now):  # type: ignore[attr-defined]
+                not host.cooling(c.key, now):
             out.append((c, frozenset(topo.cpus[a.dst])))
     return out
 
 
-def still_there(host: LinuxHost, c: Tracked, pin: Pinned | None) -> None:
+def still_there(host: ActionIo, c: Tracked, pin: Pinned | None) -> None:
     """After the calls: the process still lives, or it exited during them (ProcessGone,
     the client is dropped).  If its PID already belongs to a new process, that is
     counted and logged: every call was made right after checking that the client itself

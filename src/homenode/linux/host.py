@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Protocol
@@ -26,7 +24,7 @@ import numpy as np
 
 from homenode.linux import affinity, cgroup, procfs, view
 from homenode.linux import numa_syscalls as default_sys
-from homenode.linux.actions import Result, apply_one, home_changes
+from homenode.linux.actions import ActionIo, HostStats, Result, apply_one, home_changes
 from homenode.linux.adopt import Keeper
 from homenode.linux.clients import CgroupClient, Ctx, ProcessClient, Tracked
 from homenode.linux.config import Config
@@ -43,7 +41,7 @@ from homenode.linux.sysfs import (
     read_online_cpus,
 )
 from homenode.linux.vmslice import new_process_client
-from homenode.model import Action, Client, Snapshot, Topology
+from homenode.model import Action, ActionResult, Client, Snapshot, Topology
 
 log = logging.getLogger("homenode.linux")
 # Keys of unreadable clients are remembered so they are not picked up again; past this
@@ -53,16 +51,6 @@ IGNORED_PRUNE_AT = 1024
 
 class Clock(Protocol):
     def now(self) -> float: ...
-
-
-@dataclass
-class HostStats:
-    pages_moved: int = 0
-    pages_failed: int = 0
-    errors: Counter = field(default_factory=Counter)      # kind of error -> count
-    dropped: int = 0        # clients gone (exited or PID reused)
-    adopted: int = 0        # clients whose home a previous daemon set, taken over
-    reused_during_action: int = 0   # PID found reused right after an action on it
 
 
 class LinuxHost:
@@ -91,6 +79,8 @@ class LinuxHost:
         self.ignored: set[object] = set()        # keys never to be picked up again
         self.unsettled: set[tuple[int, int]] = set()   # masks to repair (failed put-back)
         self.keeper = Keeper(state, proc_root, sys, clock.now, not self.dry_run, cgroup_root)
+        self.io = ActionIo(proc_root, sys, self.dry_run, cfg.daemon.migration == "bulk",
+                           self.stats, self.keeper, self.failed, self.guard.cooling)
         self._ticks = 0
         # Every process is re-read once per scan_interval, a slice of them each tick.
         self._slots = max(1, round(cfg.daemon.scan_interval / cfg.daemon.interval))
@@ -138,13 +128,13 @@ class LinuxHost:
         self.keeper.save(self._tracked())
         return self._build(now, topo, state.free_pages)
 
-    def apply(self, actions: list[Action]) -> list[Result]:
+    def apply(self, actions: list[Action]) -> list[ActionResult]:
         topo = self._topology
         ctx = self._ctx
         tracked = self._tracked()
         by_id: dict[str, Tracked] = {c.id: c for c in tracked}
         if topo is not None and ctx is not None:
-            self.keeper.write_ahead(home_changes(self, actions, by_id, topo, ctx.now),
+            self.keeper.write_ahead(home_changes(self.io, actions, by_id, topo, ctx.now),
                                     tracked)
         out = []
         for a in actions:
@@ -160,7 +150,7 @@ class LinuxHost:
             if wait:
                 out.append(Result(a, False, f"backing off after an error ({wait:.1f} s left)"))
                 continue
-            out.append(self._guard(c, key, lambda c=c, a=a: apply_one(self, c, a, topo, ctx),
+            out.append(self._guard(c, key, lambda c=c, a=a: apply_one(self.io, c, a, topo, ctx),
                                    on_error=lambda e, a=a: Result(a, False, str(e))))
         if self.keeper.pending:
             self.keeper.pending.clear()
