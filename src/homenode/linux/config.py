@@ -14,7 +14,7 @@ from pathlib import Path
 
 from homenode.errors import InputError
 from homenode.inputs import MAX_CPUS, Table, number
-from homenode.linux.groups import GroupRules, parse_rules
+from homenode.linux.grouprules import GroupRules, parse_rules
 from homenode.settings import Settings
 from homenode.units import MIB
 
