@@ -16,9 +16,8 @@ import math
 
 import numpy as np
 
-from homenode.cpu import share_cpu
+from homenode.cpu import pooled_share, share_cpu
 from homenode.model import Action, ActionResult, MigratePages, SetHome, Snapshot, group_index
-from homenode.policy.load import pooled_share
 from homenode.sim.demand import DemandTable
 from homenode.sim.scenario import Scenario
 from homenode.units import GIB, PAGE_SIZE
