@@ -27,6 +27,9 @@ from homenode.linux import affinity, cgroup, procfs
 from homenode.linux.clients import CgroupClient, ProcessClient, Tracked
 from homenode.linux.discovery import ProcessInfo
 from homenode.linux.errors import ProcessGone, SysError
+from homenode.linux.kinds import kind_of
+from homenode.linux.kinds.cgroup import record_cgroup  # noqa: F401  (kept importable here)
+from homenode.linux.kinds.process import record_process  # noqa: F401
 from homenode.linux.state import CgroupRecord, Cpus, ProcRecord, Saved, StateFile
 from homenode.linux.sysfs import parse_cpulist
 from homenode.model import Topology
@@ -47,25 +50,6 @@ def node_of(topo: Topology, cpus: Cpus | None) -> int | None:
 
 
 # --- records ---------------------------------------------------------------------------------
-
-def record_process(c: ProcessClient, pending: Cpus | None, to_wall: Clock
-                   ) -> ProcRecord | None:
-    if not c.managed or (c.set_cpus is None and pending is None):
-        return None
-    part = c.key[2] if len(c.key) > 2 else None       # a VM slice: its guest node
-    return ProcRecord(c.pid, c.start, c.set_cpus, pending, c.orig_mask, dict(c.orig_masks),
-                      c.home, to_wall(c.home_since), part)
-
-
-def record_cgroup(g: CgroupClient, pending: Cpus | None, to_wall: Clock
-                  ) -> CgroupRecord | None:
-    if not g.managed or (g.set_cpus is None and pending is None):
-        return None
-    members = [r for m in g.procs.values()
-               if (r := record_process(m, None, to_wall)) is not None]
-    return CgroupRecord(g.rel, g.set_cpus, pending, g.orig_cpus_text, g.home,
-                        to_wall(g.home_since), members)
-
 
 # --- adoption --------------------------------------------------------------------------------
 
@@ -210,10 +194,7 @@ class Keeper:
             return
         for c, cpus in homes:
             try:
-                if isinstance(c, ProcessClient):
-                    affinity.capture_originals(c, self.proc, self.sys)
-                elif isinstance(c, CgroupClient):
-                    affinity.capture_cgroup_original(c)
+                kind_of(c).capture_originals(c, self.proc, self.sys)
             except SysError:
                 continue        # the action itself will meet the error and report it
             self.pending[c.key] = cpus  # type: ignore[attr-defined]
@@ -225,15 +206,7 @@ class Keeper:
             return
         out = Saved()
         for c in tracked:
-            key = c.key  # type: ignore[attr-defined]
-            if isinstance(c, ProcessClient):
-                r = record_process(c, self.pending.get(key), self.to_wall)
-                if r is not None:
-                    out.procs[r.key] = r
-            elif isinstance(c, CgroupClient):
-                g = record_cgroup(c, self.pending.get(key), self.to_wall)
-                if g is not None:
-                    out.cgroups[g.rel] = g
+            kind_of(c).record(c, self.pending.get(c.key), self.to_wall, out)
         self._prune_carried()
         for k, r in self.carried.procs.items():
             out.procs.setdefault(k, r)

@@ -32,6 +32,7 @@ from homenode.linux.discovery import Discovery
 from homenode.linux.errors import AccessDenied, ParseError, ProcessGone, SysError
 from homenode.linux.groups import with_labels
 from homenode.linux.guard import HOST, Guard
+from homenode.linux.kinds import kind_of
 from homenode.linux.state import StateFile
 from homenode.linux.sysfs import (
     NodeState,
@@ -228,23 +229,16 @@ class LinuxHost:
                                    f"(further {kind} errors of this client not logged)")
 
     def _still_there(self, c: Tracked) -> bool:
-        if isinstance(c, ProcessClient):
-            try:
-                c.verify(self.proc)
-            except SysError:
-                return False
-            return True
-        return isinstance(c, CgroupClient) and c.path.is_dir()
+        return kind_of(c).still_there(c, self.proc)
 
     def _check_settled(self, c: Tracked) -> None:
         """After an error the threads' masks may disagree with the bookkeeping (an
         affinity change failed half-way and so did its put-back): if so, they are
         repaired at the client's next refresh.  Costs a few calls, on errors only."""
-        if not isinstance(c, ProcessClient) or c.key in self.unsettled or \
-                c.key not in self.procs or not c.managed:
+        if c.key in self.unsettled or c.key not in self.procs or not c.managed:
             return
         try:
-            ok = affinity.settled(c, self.proc, self.sys)
+            ok = kind_of(c).settled(c, self.proc, self.sys)
         except SysError:
             return
         if not ok:

@@ -22,6 +22,7 @@ from homenode.inputs import (
     MAX_CLIENT_NODE_CELLS,
     MAX_CLIENTS,
     MAX_CPUS,
+    MAX_DURATION,
     MAX_NODES,
     MAX_VCPUS,
     Table,
@@ -316,6 +317,10 @@ def parse_clients(t: Table, host: HostSpec, rng: np.random.Generator,
             raise InputError(f"{ct.prefix}reservation", reservation,
                              f"exceeds the client's {vcpus} vCPUs", ct.where)
         ct.done()
+        if start + (count - 1) * every > MAX_DURATION:
+            raise InputError(f"{ct.prefix}start_every", ct.data.get("start_every", every),
+                             f"the last of {count} copies would start after "
+                             f"{MAX_DURATION / 86400:g} days", ct.where)
         _fits_host(ct, host, vcpus, mem)
         if len(out) + count > MAX_CLIENTS or (len(out) + count) * nodes > MAX_CLIENT_NODE_CELLS:
             raise InputError(f"{ct.prefix}count", count,
