@@ -31,7 +31,7 @@ import numpy as np
 
 from homenode.errors import HomenodeError, InputError
 from homenode.linux.errors import ParseError
-from homenode.linux.procfs import read_bytes
+from homenode.linux.procfs import parse_proc_stat, read_bytes
 from homenode.linux.sysfs import format_cpulist
 from homenode.model import Client, Reason, SetHome, Snapshot, Topology
 from homenode.policy import make_policy
@@ -74,23 +74,6 @@ class Advice:
 
 
 # --- CPU load -----------------------------------------------------------------------------
-
-def parse_proc_stat(text: str) -> dict[int, tuple[int, int]]:
-    """``cpuN`` lines of /proc/stat -> {cpu: (busy ticks, total ticks)}."""
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("cpu") and line[3:4].isdigit():
-            f = line.split()
-            # user nice system idle iowait irq softirq steal: eight counters since 2.6.11
-            if len(f) < 9 or not f[0][3:].isdigit() or not all(
-                    x.isascii() and x.isdigit() for x in f[1:9]):
-                raise ParseError(f"/proc/stat: bad cpu line {line[:80]!r}")
-            v = [int(x) for x in f[1:9]]
-            total = sum(v)
-            idle = v[3] + v[4]                 # idle + iowait
-            out[int(f[0][3:])] = (total - idle, total)
-    return out
-
 
 def busy_cores(topo: Topology, proc: str = "/proc", sample: float = DEFAULT_SAMPLE
                ) -> np.ndarray:

@@ -51,6 +51,7 @@ from homenode.linux.grouprules import (  # noqa: F401  (the schema, re-exported)
     parse_rules,
     parse_selector,
 )
+from homenode.linux.procmaps import SHM_PATHS, shared_objects  # noqa: F401  (re-exported)
 from homenode.model import Client, Topology
 
 if TYPE_CHECKING:
@@ -68,10 +69,6 @@ class Tracked(Protocol):
     prefer_ht: bool
     version: int
     vm_id: str
-
-# Shared mappings that are memory (not files on disk): POSIX shm, memfd, SysV shm, and
-# MAP_SHARED|MAP_ANONYMOUS (shown as /dev/zero).
-SHM_PATHS = ("/dev/shm/", "/memfd:", "/SYSV", "/dev/zero")
 
 
 # --- labelling the tracked clients -----------------------------------------------------------
@@ -174,30 +171,6 @@ def _relabel(c: Tracked, **values: Any) -> None:
         for k, v in values.items():
             setattr(c, k, v)
         c.version += 1
-
-
-def shared_objects(data: bytes | str, min_size: int) -> dict[tuple[str, int], str]:
-    """/proc/PID/maps: the shared memory objects mapped writable and shared, with at
-    least ``min_size`` bytes mapped: (device, inode) -> path."""
-    if isinstance(data, bytes):
-        data = data.decode("utf-8", "replace")
-    size: dict[tuple[str, int], int] = {}
-    path: dict[tuple[str, int], str] = {}
-    for line in data.splitlines():
-        f = line.split(None, 5)
-        if len(f) < 6 or len(f[1]) < 4 or f[1][1] != "w" or f[1][3] != "s":
-            continue
-        name = f[5].removesuffix(" (deleted)")
-        if not name.startswith(SHM_PATHS):
-            continue
-        lo, _, hi = f[0].partition("-")
-        try:
-            key = (f[3], int(f[4]))
-            size[key] = size.get(key, 0) + int(hi, 16) - int(lo, 16)
-        except ValueError:
-            continue
-        path[key] = name
-    return {k: path[k] for k, n in size.items() if n >= min_size}
 
 
 def with_labels(model: Client, c: Tracked, topo: Topology) -> Client:
