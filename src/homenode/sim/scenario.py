@@ -161,6 +161,12 @@ def parse(text: str, where: str) -> Scenario:
     t.done()
     if not clients:
         warn(f"{where}: no [[clients]] or [[traces]]: the simulated host stays idle")
+    late = [f"events[{i}].at = {e.at:g} s" for i, e in enumerate(events) if e.at >= duration]
+    late += [f"client {c.client.id} starts at {c.start:g} s" for c in clients
+             if c.start >= duration][:1]
+    if late:
+        warn(f"{where}: {late[0]}, after the scenario's duration ({duration:g} s): it never "
+             "happens")
     return Scenario(name, desc, duration, seed, host, tuple(clients), events, pools, settings,
                     expect, where)
 
