@@ -16,8 +16,10 @@ overlays each metric's time series per policy (the mean over seeds).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -26,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from homenode.errors import InputError
 from homenode.metrics import RunRecorder
-from homenode.ops.html import write_compare_report
+from homenode.ops.html import write_report
 from homenode.policy.optimal import OptimalPolicy, hints_for
 from homenode.report import write_atomic
 from homenode.settings import Settings
@@ -51,6 +54,37 @@ class Job:
     policy: str
     seed: int
     duration: float | None
+    out: Path | None = None      # the run's own folder (DIR/POLICY or DIR/POLICY/seed-N)
+    plots: bool = True
+
+
+def run_dir(out: Path, policy: str, seed: int, seeds: int) -> Path:
+    """Where one (policy, seed) run is written: DIR/POLICY, or DIR/POLICY/seed-N when
+    there are several seeds."""
+    return out / policy if seeds == 1 else out / policy / f"seed-{seed}"
+
+
+def clear_compare(out: Path, policies: list[str]) -> None:
+    """Make ``out`` ready for a comparison: refuse a folder holding a single run, and
+    remove what an earlier comparison wrote there (its files and per-policy runs)."""
+    if (out / "summary.json").exists():
+        raise InputError("--out", str(out), "holds a simulate run (summary.json); give a "
+                         "folder of its own")
+    old = read_policies(out / COMPARE_JSON)
+    for name in (COMPARE_JSON, COMPARE_PNG, "report.html"):
+        with contextlib.suppress(FileNotFoundError):
+            (out / name).unlink()
+    for name in sorted({*policies, *old}):
+        d = out / name
+        if d.is_dir() and (any(d.glob("summary.json")) or any(d.glob("seed-*/summary.json"))):
+            shutil.rmtree(d)
+
+
+def read_policies(path: Path) -> list[str]:
+    try:
+        return list(json.loads(path.read_text()).get("policies", {}))
+    except (OSError, ValueError, AttributeError):
+        return []
 
 
 def run_job(job: Job) -> dict[str, Any]:
@@ -65,7 +99,9 @@ def run_job(job: Job) -> dict[str, Any]:
             return made[-1]
 
     res = simulate(job.scenario, job.policy, seed=job.seed, duration=job.duration,
-                   factory=factory)
+                   factory=factory, out=job.out, plots=job.plots)
+    if job.out is not None and job.plots:
+        write_report(job.out)          # each policy's run is a run folder like any other
     out: dict[str, Any] = {"summary": res.summary, "series": series(res.recorder)}
     if made:
         out["solver"] = solver_stats(made[0], res.summary["duration_s"])
@@ -162,7 +198,12 @@ def run(sc: Scenario, policies: list[str], seeds: int = 1, *, out: Path | None =
         on_done: Callable[[str, int], None] | None = None) -> dict[str, Any]:
     """Run every policy on every seed; returns (and writes to ``out``) compare.json."""
     seed_list = [sc.seed + k for k in range(seeds)]
-    work = [Job(sc, p, s, duration) for p in policies for s in seed_list]
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        clear_compare(out, policies)
+    work = [Job(sc, p, s, duration,
+                None if out is None else run_dir(out, p, s, seeds), plots)
+            for p in policies for s in seed_list]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(work)))
     results: dict[tuple[str, int], dict[str, Any]] = {}
     if jobs == 1:
@@ -189,14 +230,15 @@ def run(sc: Scenario, policies: list[str], seeds: int = 1, *, out: Path | None =
             entry["solver"] = {k: _worst(k, [r["solver"].get(k) for r in per])
                                for k in per[0]["solver"]}
             entry["required_gib"] = _mean([r["required_gib"] for r in per])
-        doc["policies"][p] = entry
         curves[p] = _mean_series([r["series"] for r in per])
+        # The mean series over seeds, so `homenode report DIR` redraws the same overlays.
+        entry["series"] = {k: [round(x, 6) for x in v] for k, v in curves[p].items()}
+        doc["policies"][p] = entry
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
         write_atomic(out / COMPARE_JSON, json.dumps(doc, indent=2) + "\n")
         if plots:
             plot(out / COMPARE_PNG, sc.name, curves)
-            write_compare_report(out, doc, curves)
+            write_report(out)
     return doc
 
 

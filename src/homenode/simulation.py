@@ -66,16 +66,54 @@ def simulate(sc: Scenario, policy: str = "esxi", *, seed: int | None = None,
     return SimResult(summary, rec)
 
 
-def unmet_expectations(summary: dict[str, Any], expect: dict[str, float]) -> list[str]:
-    """The scenario's ``[expect]`` entries (``<summary key>_min`` / ``_max``) not met."""
-    failures = []
+@dataclass(frozen=True)
+class Verdict:
+    """One ``[expect]`` entry against a run."""
+
+    key: str                 # as written: <summary key>_min / _max
+    name: str                # the summary key
+    side: str                # "min" or "max"
+    bound: float
+    value: Any               # the run's figure (None: null or absent)
+    ok: bool
+    problem: str = ""        # why it is not met
+
+    def line(self) -> str:
+        op = ">=" if self.side == "min" else "<="
+        mark = "ok  " if self.ok else "FAIL"
+        shown = "—" if self.value is None else self.value
+        tail = "" if self.ok else f"  ({self.problem})"
+        return f"{mark} {self.name} = {shown}  (expected {op} {self.bound:g}){tail}"
+
+
+def verdicts(summary: dict[str, Any], expect: dict[str, float]) -> list[Verdict]:
+    """Each of the scenario's ``[expect]`` entries, met or not, in key order."""
+    out = []
     for key, bound in sorted(expect.items()):
         name, _, side = key.rpartition("_")
         value = summary.get(name)
         if side not in ("min", "max") or name not in summary:
-            failures.append(f"{key}: no such summary key")
+            out.append(Verdict(key, key, side, bound, None, False, "no such summary key"))
         elif value is None:
-            failures.append(f"{name} is null (expected {side} {bound})")
+            out.append(Verdict(key, name, side, bound, None, False, "null"))
         elif (side == "min" and value < bound) or (side == "max" and value > bound):
-            failures.append(f"{name} = {value}, expected {side} {bound}")
+            out.append(Verdict(key, name, side, bound, value, False,
+                               "below" if side == "min" else "above"))
+        else:
+            out.append(Verdict(key, name, side, bound, value, True))
+    return out
+
+
+def unmet_expectations(summary: dict[str, Any], expect: dict[str, float]) -> list[str]:
+    """The scenario's ``[expect]`` entries (``<summary key>_min`` / ``_max``) not met."""
+    failures = []
+    for v in verdicts(summary, expect):
+        if v.ok:
+            continue
+        if v.problem == "no such summary key":
+            failures.append(f"{v.key}: no such summary key")
+        elif v.value is None:
+            failures.append(f"{v.name} is null (expected {v.side} {v.bound})")
+        else:
+            failures.append(f"{v.name} = {v.value}, expected {v.side} {v.bound}")
     return failures

@@ -18,11 +18,11 @@ from homenode.cli import main
 from homenode.errors import InputError
 from homenode.ops import rundata
 from homenode.ops.html import REPORT, render_dir, write_report
-from homenode.ops.svg import MAX_POINTS, PALETTE, decimate, nice_ticks
+from homenode.ops.svg import LOCALITY_STEPS, MAX_POINTS, PALETTE, decimate, nice_ticks
 from homenode.sim import scenario as scenarios
 from homenode.simulation import simulate
 
-RUN_PLOTS = ("locality", "load", "free", "moves", "migration")
+RUN_PLOTS = ("locality", "heat-locality", "heat-home", "load", "free", "moves", "migration")
 CMP_PLOTS = ("cmp-locality", "cmp-imbalance", "cmp-home-changes", "cmp-gib-migrated",
              "cmp-remote-gib")
 INK_MIN = 40          # palette-coloured pixels a drawn plot has at least
@@ -56,6 +56,27 @@ def test_the_run_report_is_self_contained(shift_out):
     assert render_dir(shift_out) == html          # deterministic
     summary = json.loads((shift_out / "summary.json").read_text())
     assert f"<td>mean_locality</td><td>{summary['mean_locality']:.4g}</td>" in html
+    # Each summary key with its unit and a one-line meaning.
+    row = html.split("<td>gib_migrated</td>", 1)[1].split("</tr>", 1)[0]
+    assert '<td class="unit">GiB</td>' in row and "memory actually moved" in row
+
+
+def test_heatmaps_stay_readable_at_64_clients(tmp_path):
+    """epyc: 64 VMs on 8 nodes.  One line per client would be a tangle; the report draws
+    the spread and two client x time heatmaps, one row per client, in a few hundred
+    rectangles (runs of one colour are merged)."""
+    out = tmp_path / "epyc"
+    simulate(scenarios.load("epyc"), duration=60.0, out=out, plots=True)
+    html = render_dir(out)
+    loc = html.split('id="locality"', 1)[1].split("</svg>", 1)[0]
+    assert loc.count('class="series"') == 3            # mean, p5, least local
+    for plot in ("heat-locality", "heat-home"):
+        svg = html.split(f'id="{plot}"', 1)[1].split("</svg>", 1)[0]
+        cells = svg.count('class="cell"')
+        assert 64 <= cells <= 64 * 20, (plot, cells)
+    assert len(html) < 2_000_000
+    for png in ("locality.png", "load.png", "locality_heatmap.png", "home_heatmap.png"):
+        assert (out / png).stat().st_size > 10_000, png
 
 
 def test_the_compare_report_overlays_each_policy(compare_dir):
@@ -148,9 +169,12 @@ document.querySelectorAll('details').forEach(d => d.open = true);
 JSON.stringify([...document.querySelectorAll('svg.plot')].map(svg => {
   const r = svg.getBoundingClientRect();
   const paths = [...svg.querySelectorAll('path.series')];
+  const cells = [...svg.querySelectorAll('rect.cell')];     // a heatmap's
   return {id: svg.id, x: r.left + scrollX, y: r.top + scrollY, w: r.width, h: r.height,
-          series: paths.length,
-          drawn: paths.filter(p => p.getTotalLength() > 0 && p.getBBox().width > 0).length};
+          series: paths.length + cells.length,
+          events: svg.querySelectorAll('line.event').length,
+          drawn: paths.filter(p => p.getTotalLength() > 0 && p.getBBox().width > 0).length
+                 + cells.filter(c => c.getBBox().width > 0 && c.getBBox().height > 0).length};
 }))
 """
 
@@ -160,7 +184,7 @@ def _ink(png: bytes) -> int:
     import matplotlib.image as mpimg
     img = (mpimg.imread(io.BytesIO(png), format="png")[..., :3] * 255).astype(int)
     hits = np.zeros(img.shape[:2], bool)
-    for color in PALETTE:
+    for color in (*PALETTE, *LOCALITY_STEPS):
         rgb = np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)])
         if rgb.max() - rgb.min() < 40:
             continue          # a greyish colour would match the frame and the text too
@@ -198,30 +222,33 @@ def test_chromium_draws_every_plot_without_the_network(browser, shift_out, compa
         assert p["series"] > 0 and p["drawn"] == p["series"], p
         ink = _ink(browser.screenshot(p["x"], p["y"], p["w"], p["h"]))
         assert ink >= INK_MIN, (p["id"], ink)
+        # shift's demand change at t = 60 s is marked on every time plot.
+        assert p["events"] >= 1, p["id"]
 
 
 def test_a_homenode_compare_run_gets_its_report(tmp_path):
-    """`homenode.compare` keeps its curves in memory: given them, the report overlays
-    them; from compare.json alone it still shows the table."""
+    """`homenode compare` writes each policy's run (a run folder of its own, which
+    `report` and `explain --from` read) and a report with the overlays, each policy's
+    node load and its plots folded; `homenode report DIR` redraws the same page."""
     from homenode import compare
-    from homenode.ops.html import write_compare_report
+    from homenode.ops import explain
 
     sc = scenarios.load("burst")
-    doc = compare.run(sc, ["esxi", "static"], out=tmp_path, duration=20.0, jobs=1,
-                      plots=False)
-    html = render_dir(tmp_path)
-    assert "<th>esxi</th><th>static</th>" in html
-    assert "No time series found for: esxi, static" in html
-    curves = {p: compare.series(simulate(sc, p, duration=20.0).recorder)
-              for p in ("esxi", "static")}
-    report = write_compare_report(tmp_path, doc, curves)
-    html = report.read_text()
+    compare.run(sc, ["esxi", "static"], out=tmp_path, duration=20.0, jobs=1, plots=True)
+    for p in ("esxi", "static"):
+        assert rundata.is_run_dir(tmp_path / p) and (tmp_path / p / "report.html").exists()
+    client = json.loads((tmp_path / "esxi" / "summary.json").read_text())
+    assert client["policy"] == "esxi"
+    assert explain.from_directory(tmp_path / "esxi", "web00")["client"] == "web00"
+    html = (tmp_path / "report.html").read_text()
+    assert "<th>esxi</th><th>static</th>" in html and "No time series" not in html
     for plot in ("cmp-locality", "cmp-throughput", "cmp-imbalance", "cmp-gib-migrated"):
         svg = html.split(f'id="{plot}"', 1)[1].split("</svg>", 1)[0]
         assert svg.count('class="series"') == 2, plot
-    # compare.json carrying the series re-renders the same overlays from disk.
-    for p in doc["policies"]:
-        doc["policies"][p]["series"] = curves[p]
-    (tmp_path / "compare.json").write_text(json.dumps(doc))
-    html = render_dir(tmp_path)
-    assert 'id="cmp-throughput"' in html and "<td>series</td>" not in html
+    assert 'id="cmp-load-0"' in html and 'id="cmp-load-1"' in html
+    assert html.count("<details><summary>All plots of") == 2
+    assert "<td>series</td>" not in html
+    assert render_dir(tmp_path) == html          # `homenode report DIR`: the same page
+    # A second comparison into the folder replaces the first, runs included.
+    compare.run(sc, ["esxi"], out=tmp_path, duration=10.0, jobs=1, plots=False)
+    assert not (tmp_path / "static").exists() and not (tmp_path / "report.html").exists()

@@ -90,3 +90,52 @@ def test_bad_live_options_are_one_line_errors(tmp_path, capsys, extra, message):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
     assert not sock.exists() and not (tmp_path / "o").exists()
+
+
+def test_status_batch_and_sigterm_on_a_live_simulation(tmp_path):
+    """`homenode status` (text and --json) and `top --batch` read a live run; SIGTERM ends
+    it and removes its socket."""
+    import csv
+    import io
+    import json
+
+    sock = tmp_path / "status.sock"
+    proc = subprocess.Popen(
+        [*homenode_argv(), "simulate", "shift", "--live", "--speed", "5", "--duration", "600",
+         "--socket", str(sock), "--out", str(tmp_path / "out"), "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "status API on" in proc.stderr.readline()
+        with StatusClient(sock) as c:
+            end = time.monotonic() + TIMEOUT_S
+            while not c.request("status")["clients"] and time.monotonic() < end:
+                time.sleep(0.05)
+        run = [*homenode_argv()]
+        text = subprocess.run([*run, "status", "--socket", str(sock)], capture_output=True,
+                              text=True, timeout=TIMEOUT_S)
+        assert text.returncode == 0, text.stderr
+        lines = text.stdout.splitlines()
+        head = next(x for x in lines if x.startswith("client"))
+        assert head.split()[:7] == ["client", "NHN", "NMIG", "N0", "MiB", "N1", "MiB"]
+        assert sum(1 for x in lines if x.startswith("vm")) == 16    # every client: no cut
+        doc = json.loads(subprocess.run([*run, "status", "--json", "--socket", str(sock)],
+                                        capture_output=True, text=True,
+                                        timeout=TIMEOUT_S).stdout)
+        assert isinstance(doc["imbalance"], float) and len(doc["clients"]) == 16
+        batch = subprocess.run([*run, "top", "--batch", "--delay", "0.2", "--count", "3",
+                                "--socket", str(sock)], capture_output=True, text=True,
+                               timeout=TIMEOUT_S)
+        assert batch.returncode == 0, batch.stderr
+        rows = list(csv.DictReader(io.StringIO(batch.stdout)))
+        assert len(rows) == 3 * 16 and {"mem_n0_mib", "mem_n1_mib"} <= set(rows[0])
+        r = rows[0]
+        assert float(r["mem_n0_mib"]) + float(r["mem_n1_mib"]) == pytest.approx(
+            float(r["local_mib"]) + float(r["remote_mib"]))
+        assert len({row["time_s"] for row in rows}) == 3       # three distinct samples
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=TIMEOUT_S) == 143
+        assert not sock.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()

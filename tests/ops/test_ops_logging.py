@@ -131,7 +131,7 @@ def test_auto_mode_follows_journal_stream(monkeypatch, tmp_path):
         assert stderr_is_journal(f)
         monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino + 1}")
         assert not stderr_is_journal(f)
-        assert choose_mode("auto", f) == "json"          # not a terminal, not the journal
+        assert choose_mode("auto", f) == "text"          # a file, not the journal
         monkeypatch.delenv("JOURNAL_STREAM")
         assert not stderr_is_journal(f)
     finally:
@@ -148,3 +148,37 @@ def test_a_dict_extra_is_spread_into_fields(tmp_path):
         "home", extra={"action": {"kind": "home", "client": "db1", "from": 0, "to": 1}})
     rec = json.loads(buf.getvalue())
     assert (rec["kind"], rec["client"], rec["from"], rec["to"]) == ("home", "db1", 0, 1)
+
+
+def test_run_logs_text_through_a_pipe_by_default_as_documented(tmp_path):
+    """docs/linux.md: `auto` (the default) is text unless stderr is the journal, also when
+    stderr is a pipe; --log-level warning drops the info lines."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "homenode"
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    base = [str(exe), "run", "--dry-run", "--once", "--config", str(tmp_path / "none.toml")]
+    (tmp_path / "none.toml").write_text("[processes]\nauto = false\nvms = false\n")
+    proc = subprocess.run(base, capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines and all(ln.startswith(("INFO ", "WARNING ")) for ln in lines), lines
+    proc = subprocess.run([*base, "--log-level", "warning"], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 0 and not any(ln.startswith("INFO ")
+                                            for ln in proc.stderr.splitlines())
+    proc = subprocess.run([*base, "--log-format", "json"], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert json.loads(proc.stderr.splitlines()[0])["level"] == "info"
+
+
+def test_text_lines_do_not_repeat_a_structured_action():
+    buf = io.StringIO()
+    setup_logging("text", stream=buf)
+    logging.getLogger("homenode.actions").info(
+        "home  client=vm1 from=- to=1 ok", extra={"action": {"client": "vm1", "dst": 1},
+                                                 "pid": 7})
+    line = buf.getvalue().strip()
+    assert line == "INFO homenode.actions: home  client=vm1 from=- to=1 ok pid=7", line

@@ -205,3 +205,17 @@ def test_top_once_prints_one_screen_and_a_dead_api_is_one_line(shift_state, tmp_
     assert e.value.code == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no status socket" in err
+
+
+def test_the_v_key_shows_memory_per_node_like_numastat(shift_state):
+    doc = shift_state.status.status()
+    view = View()
+    assert view.press("v") and view.per_node
+    lines = screen(doc, view, width=100)
+    head = next(x for x in lines if "NHN" in x)
+    assert "N0MB" in head and "N1MB" in head and "NLMEM" not in head
+    row = next(x for x in lines if x.startswith("vm00"))
+    c = next(c for c in doc["clients"] if c["name"] == "vm00")
+    assert [f"{m:.0f}" for m in c["mem_by_node_mib"]] == row.split()[3:5]
+    view.press("v")
+    assert "NLMEM" in next(x for x in screen(doc, view) if "NHN" in x)

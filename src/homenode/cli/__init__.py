@@ -8,7 +8,15 @@ import threading
 
 import click
 
-from homenode.cli import compare, linux, ops, simulate  # noqa: F401  (each adds its commands)
+from homenode.cli import (  # noqa: F401  (each adds its commands)
+    check,
+    compare,
+    files,
+    linux,
+    manpage,
+    ops,
+    simulate,
+)
 from homenode.cli.group import cli
 from homenode.errors import HomenodeError
 
@@ -27,7 +35,10 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     _register()
     try:
-        cli.main(args=argv, prog_name="homenode", standalone_mode=False)
+        rc = cli.main(args=argv, prog_name="homenode", standalone_mode=False)
+        # Without standalone mode click returns a command's Exit(code) instead of exiting.
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except HomenodeError as e:
         click.echo(f"homenode: error: {e}", err=True)
         sys.exit(e.exit_code)

@@ -45,12 +45,14 @@ def parse_policies(text: str) -> list[str]:
 @click.option("--seeds", type=Count(1, MAX_SEEDS), default=1, show_default=True,
               help="Seeds per policy (the scenario's seed, then the next ones).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
-              show_default=True, help="Directory for compare.json and compare.png.")
+              show_default=True, help="Directory for compare.json, compare.png, report.html "
+              "and each policy's run "
+              "(DIR/POLICY/, or DIR/POLICY/seed-N/ with several seeds).")
 @click.option("--duration", type=Duration(positive=True), default=None, metavar="DURATION",
               help="Simulated time, e.g. 120s or 2m (default: the scenario's).")
 @click.option("--jobs", type=Count(1, MAX_JOBS), default=None,
               help="Parallel worker processes (default: one per CPU).")
-@click.option("--no-plots", is_flag=True, help="Skip compare.png.")
+@click.option("--no-plots", is_flag=True, help="Skip the plots and the reports.")
 def compare_cmd(scenario: str, policies: str, seeds: int, out: Path, duration: float | None,
                 jobs: int | None, no_plots: bool) -> None:
     """Run POLICIES on one scenario on identical inputs and print one table."""
@@ -68,7 +70,9 @@ def compare_cmd(scenario: str, policies: str, seeds: int, out: Path, duration: f
     console.print(table(doc))
     for line in notes(doc):
         console.print(line)
-    console.print(f"wrote {out}/")
+    where = "" if no_plots else (f"  (open {out / 'report.html'}; each policy's run is in "
+                                 f"{out}/POLICY/)")
+    console.print(f"wrote {out}/{where}", markup=False, highlight=False)
 
 
 COLUMNS = (("throughput_vs_ideal", "thr/ideal"), ("mean_locality", "mean loc"),

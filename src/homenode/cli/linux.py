@@ -21,6 +21,8 @@ from homenode.units import MIB, PAGE_SIZE
 
 MAX_SAMPLE = 60.0   # s: `place` answers a VM about to start; a longer sample is a typo
 
+EXIT_DOES_NOT_FIT = 3     # `homenode place`: documented in docs/linux.md for libvirt
+
 
 def _require_linux() -> None:
     if not sys.platform.startswith("linux"):
@@ -43,7 +45,10 @@ def _require_linux() -> None:
 @click.option("--no-plots", is_flag=True, help="With --out: skip the PNG plots.")
 @click.option("--log-format", type=click.Choice(["auto", "journal", "json", "text"]),
               default=None, help="Log to the journal, as JSON lines or text on stderr "
-              "(default: the config's, auto = the journal under systemd, else text).")
+              "(default: the config's daemon.log_format, auto: the journal under systemd, "
+              "else text, on a terminal and through a pipe alike).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="info", show_default=True, help="Least severe level logged.")
 @click.option("--socket", "socket_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Status API socket for `homenode top` and `explain` "
               "(default: /run/homenode/status.sock as root).")
@@ -52,11 +57,12 @@ def _require_linux() -> None:
               help="Serve Prometheus metrics there (loopback only; default: off).")
 def run_cmd(config_path: Path | None, dry_run: bool, interval: float | None,
             duration: float | None, out: Path | None, once: bool, no_plots: bool,
-            log_format: str | None, socket_path: Path | None, no_api: bool,
+            log_format: str | None, log_level: str, socket_path: Path | None, no_api: bool,
             metrics_addr: str | None) -> None:
     """Run the NUMA scheduler on this host (the simulator's control loop, for real)."""
     from homenode.linux import config, daemon
     from homenode.ops.api import serve_status
+    from homenode.ops.control import Control, ControlledHost, config_loader
     from homenode.ops.exporter import start_exporter
     from homenode.ops.logging import setup_logging
     from homenode.ops.status import StatusRecorder, TimedHost
@@ -70,10 +76,12 @@ def run_cmd(config_path: Path | None, dry_run: bool, interval: float | None,
         check_out_dir(out, "--out")
     if socket_path is not None and not (once or no_api):
         check_socket_path(socket_path, "--socket")
-    setup_logging(log_format or cfg.daemon.log_format)
+    setup_logging(log_format or cfg.daemon.log_format, level=log_level.upper())
     stop = threading.Event()
+    control = Control(config_loader(config_path))
     previous = {s: signal.signal(s, lambda *_: stop.set())
                 for s in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: control.reload())
     status = StatusRecorder(source="daemon", policy=cfg.daemon.policy, settings=cfg.settings)
     server = exporter = None
     try:
@@ -82,10 +90,10 @@ def run_cmd(config_path: Path | None, dry_run: bool, interval: float | None,
         if metrics_addr:
             exporter = start_exporter(status, metrics_addr)
         if not (once or no_api):
-            server = serve_status(status, socket_path)
+            server = serve_status(status, socket_path, control=control)
         daemon.run(cfg, duration=seconds or 0.0, once=once, out=out, plots=not no_plots,
                    stop=stop, recorders=[status],
-                   wrap_host=lambda host: TimedHost(host, status))
+                   wrap_host=lambda host: TimedHost(ControlledHost(host, control), status))
     finally:
         if server is not None:
             server.close()
@@ -150,10 +158,17 @@ def format_topology(topo: Topology, free_pages: np.ndarray, as_json: bool = Fals
               "(numa.vcpu.preferHT).")
 @click.option("--max-vcpus-per-node", type=Count(0, MAX_VCPUS), default=0, show_default=True,
               help="numa.vcpu.maxPerVirtualNode (0: a node's cores).")
+@click.option("--what-if", is_flag=True, help="Answer without recording the answer in the "
+              "state file: later calls do not count this VM.")
 def place_cmd(vcpus: int, memory: int, as_json: bool, numad_compat: bool,
               config_path: Path | None, state: Path | None, window: float, sample: float,
-              prefer_ht: bool, max_vcpus_per_node: int) -> None:
-    """Recommend the home node(s) for a VM about to start."""
+              prefer_ht: bool, max_vcpus_per_node: int, what_if: bool) -> None:
+    """Recommend the home node(s) for a VM about to start.
+
+    Exit status: 0 it fits; 3 it does not fit (a node would get more vCPUs than it has
+    CPUs, or more memory than it has free; the reason is on stderr, and with
+    --numad-compat nothing is printed, so libvirt refuses to start the VM); 2 bad input.
+    """
     from homenode.linux import advice, config
     from homenode.linux.sysfs import TopologyReader
 
@@ -168,16 +183,28 @@ def place_cmd(vcpus: int, memory: int, as_json: bool, numad_compat: bool,
         adv = advice.recommend(topo, node_state.free_pages, busy, recent, vcpus, mem,
                                cfg.daemon.policy, cfg.settings, prefer_ht=prefer_ht,
                                max_vcpus_per_node=max_vcpus_per_node)
-        recent.append(advice.Recommendation(now, vcpus, mem, adv.nodes))
+        # Only a VM that will start counts against its nodes.
+        if adv.fits and not what_if:
+            recent.append(advice.Recommendation(now, vcpus, mem, adv.nodes))
     if numad_compat:
-        click.echo(adv.nodeset)
+        if adv.fits:
+            click.echo(adv.nodeset)
     elif as_json:
         click.echo(json.dumps({"nodes": list(adv.nodes), "nodeset": adv.nodeset,
                                "vcpus": vcpus, "memory_bytes": mem,
+                               "memory": advice.format_size(mem), "fits": adv.fits,
+                               "problems": list(adv.problems), "recorded": adv.fits
+                               and not what_if,
                                "score": round(adv.score, 4), "detail": adv.detail,
                                "slices": [{"node": x.node, "vcpus": x.vcpus,
                                            "memory_bytes": x.mem_bytes}
                                           for x in adv.slices]}))
     else:
         extra = f" (+ nodes {', '.join(map(str, adv.nodes[1:]))})" if len(adv.nodes) > 1 else ""
-        click.echo(f"node {adv.nodes[0]}{extra} (score {adv.score:.3f}): {adv.detail}")
+        what = f"{vcpus} vCPUs, {advice.format_size(mem)}"
+        detail = adv.detail if len(adv.slices) > 1 else what
+        click.echo(f"node {adv.nodes[0]}{extra} (score {adv.score:.3f}): {detail}"
+                   f"{'  [what-if: not recorded]' if what_if else ''}")
+    if not adv.fits:
+        click.echo(f"homenode: does not fit: {'; '.join(adv.problems)}", err=True)
+        sys.exit(EXIT_DOES_NOT_FIT)

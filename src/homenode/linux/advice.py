@@ -67,10 +67,39 @@ class Advice:
     score: float
     detail: str
     slices: tuple[SlicePlan, ...] = ()
+    problems: tuple[str, ...] = ()   # why the VM does not fit where it would go; () = fits
 
     @property
     def nodeset(self) -> str:
         return format_cpulist(self.nodes)
+
+    @property
+    def fits(self) -> bool:
+        return not self.problems
+
+
+def format_size(n: float) -> str:
+    """Bytes as GiB (from 1 GiB) or MiB, for people."""
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def fit_problems(topo: Topology, free_pages: np.ndarray, slices: tuple[SlicePlan, ...]
+                 ) -> tuple[str, ...]:
+    """What makes the placed VM not fit: a node given more vCPUs than it has CPUs, or more
+    memory than it has free (after the recent recommendations)."""
+    index = {nid: i for i, nid in enumerate(topo.node_ids)}
+    out = []
+    for nid in dict.fromkeys(s.node for s in slices):
+        i = index[nid]
+        vcpus = sum(s.vcpus for s in slices if s.node == nid)
+        mem = sum(s.mem_bytes for s in slices if s.node == nid)
+        cpus = len(topo.cpus[i])
+        free = int(free_pages[i]) * PAGE_SIZE
+        if vcpus > cpus:
+            out.append(f"{vcpus} vCPUs on node {nid}, which has {cpus} CPUs")
+        if mem > free:
+            out.append(f"{format_size(mem)} on node {nid}, which has {format_size(free)} free")
+    return tuple(out)
 
 
 # --- CPU load -----------------------------------------------------------------------------
@@ -192,6 +221,7 @@ def recommend(topo: Topology, free_pages: np.ndarray, busy: np.ndarray,
     first = picks[pieces[0].id]
     detail = first.detail if len(pieces) == 1 else (
         f"{len(pieces)} vNUMA slices: " + ", ".join(
-            f"{s.vcpus} vCPUs + {s.mem_bytes // PAGE_SIZE} pages on node {s.node}"
+            f"{s.vcpus} vCPUs + {format_size(s.mem_bytes)} on node {s.node}"
             for s in slices))
-    return Advice(nodes, first.score, detail, slices)
+    return Advice(nodes, first.score, detail, slices,
+                  fit_problems(topo, snap.free_pages, slices))

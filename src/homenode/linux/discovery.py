@@ -95,6 +95,27 @@ class Discovery:
         self._waiting: dict[int, int] = {}     # VM pid -> scans left to wait for vCPUs
         self.labels = Labeler(cfg, proc_root)     # groups and constraints (host reads)
 
+    # --- runtime control (homenode include/exclude, SIGHUP) ----------------------------
+
+    def include(self, pid: int) -> None:
+        """Manage ``pid`` from the next scan on, as if it were in ``processes.pids``."""
+        self._explicit.add(pid)
+        self._explicit_start.pop(pid, None)
+        self._seen.pop(pid, None)          # judged again at the next scan
+
+    def exclude(self, pid: int) -> None:
+        self._explicit.discard(pid)
+        self._explicit_start.pop(pid, None)
+
+    def set_rules(self, cfg: Config, extra_pids: Iterable[int] = ()) -> None:
+        """A reloaded config's client rules: every process is judged again."""
+        self.rules = cfg.processes
+        self.parents = cfg.cgroups.parents
+        self._explicit = set(self.rules.pids) | set(extra_pids)
+        self._explicit_start = {}
+        self._seen = {}
+        self.labels = Labeler(cfg, self.proc)
+
     # --- processes ------------------------------------------------------------------
 
     def scan(self, now: float, tracked: Iterable[tuple[int, int]],

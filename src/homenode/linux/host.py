@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Protocol
@@ -185,6 +187,38 @@ class LinuxHost:
         clients_c, threads_c = self.keeper.restore_carried(self._topology)
         self.keeper.save(self._tracked())
         return clients + clients_c, threads + threads_c
+
+    # --- runtime control (homenode include/exclude, SIGHUP) ----------------------------
+
+    def release(self, pid: int) -> list[str]:
+        """Stop managing the process ``pid`` (its affinity put back, unless a dry run) and
+        never pick it up again while it lives; the names of the clients released."""
+        self.discovery.exclude(pid)
+        names = []
+        for key, c in list(self.procs.items()):
+            if key[0] != pid:
+                continue
+            if not self.dry_run:
+                try:
+                    affinity.restore_process(c, self.proc, self.sys)
+                except SysError as e:
+                    if not e.gone:
+                        log.warning("restore %s (%s): %s", c.name, c.id, e)
+            self._drop(key)
+            self.ignored.add(key)
+            names.append(c.name)
+        return names
+
+    def include(self, pid: int) -> None:
+        self.ignored = {k for k in self.ignored if not (isinstance(k, tuple) and k[0] == pid)}
+        self.discovery.include(pid)
+
+    def reload(self, cfg: Config, extra_pids: Iterable[int] = ()) -> None:
+        """Take a reloaded config's client rules (processes, cgroups, groups); clients
+        already managed stay until they exit or are released."""
+        self.cfg = replace(self.cfg, processes=cfg.processes, cgroups=cfg.cgroups,
+                           groups=cfg.groups, source=cfg.source)
+        self.discovery.set_rules(self.cfg, extra_pids)
 
     # --- errors ---------------------------------------------------------------------
 

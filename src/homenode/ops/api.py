@@ -88,8 +88,15 @@ REQUESTS: dict[str, Callable[[StatusRecorder, dict[str, Any]], Any]] = {
 }
 
 
-def handle_request(rec: StatusRecorder, line: bytes) -> dict[str, Any]:
-    """One request line to one response object; every failure is a one-line error."""
+CONTROL_REQUESTS = ("include", "exclude")   # numad -p / -x: the daemon only
+
+
+def handle_request(rec: StatusRecorder, line: bytes, control: Any = None) -> dict[str, Any]:
+    """One request line to one response object; every failure is a one-line error.
+
+    ``control`` (an ``ops.control.Control``) serves include/exclude; without it (a
+    simulation) they are refused.  They need nothing more than the socket itself, whose
+    mode 0600 already limits it to the daemon's user and root."""
     try:
         try:
             req = json.loads(line)
@@ -100,9 +107,16 @@ def handle_request(rec: StatusRecorder, line: bytes) -> dict[str, Any]:
                              '{"get": "status"}')
         t = Table(req, "request.", None)      # the same checked reads as every input
         what = t.raw("get", None)
+        if isinstance(what, str) and what in CONTROL_REQUESTS:
+            pid = t.raw("pid", None)
+            t.done()
+            if control is None:
+                raise t.fail("get", what, "only a running daemon takes include/exclude")
+            return {"ok": True, "data": control.request(what, pid)}
         handler = REQUESTS.get(what) if isinstance(what, str) else None
         if handler is None:
-            raise t.fail("get", what, f"unknown request; choose from {', '.join(REQUESTS)}")
+            raise t.fail("get", what, f"unknown request; choose from "
+                         f"{', '.join([*REQUESTS, *CONTROL_REQUESTS])}")
         t.raw("client", None)
         t.done()
         return {"ok": True, "data": handler(rec, req)}
@@ -157,7 +171,8 @@ class _Handler(socketserver.StreamRequestHandler):
             if not line.strip():
                 continue
             try:
-                reply = _encode(handle_request(self.server.recorder, line))
+                reply = _encode(handle_request(self.server.recorder, line,
+                                               self.server.control))
             except (TypeError, ValueError) as e:   # a bug, reported as one line
                 reply = _encode({"ok": False, "error": f"internal error: {_one_line(str(e))}"})
             if not self._write(reply):
@@ -191,8 +206,9 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, path: Path, recorder: StatusRecorder):
+    def __init__(self, path: Path, recorder: StatusRecorder, control: Any = None):
         self.recorder = recorder
+        self.control = control
         self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self.public_path = path
         super().__init__(str(path), _Handler, bind_and_activate=False)
@@ -212,10 +228,10 @@ class StatusServer:
     """The API served from a background thread; ``close()`` stops it and removes the
     socket (only if the file at the path is still the one it created)."""
 
-    def __init__(self, recorder: StatusRecorder, path: Path):
+    def __init__(self, recorder: StatusRecorder, path: Path, control: Any = None):
         self.path = Path(path)
         _prepare(self.path)
-        self._server = _Server(self.path, recorder)
+        self._server = _Server(self.path, recorder, control)
         try:
             self._server.server_bind()
             self._server.server_activate()
@@ -244,9 +260,11 @@ class StatusServer:
         self.close()
 
 
-def serve_status(recorder: StatusRecorder, path: Path | str | None = None) -> StatusServer:
-    """Serve ``recorder`` on the Unix socket ``path`` (default: ``default_socket_path()``)."""
-    return StatusServer(recorder, Path(path) if path else default_socket_path())
+def serve_status(recorder: StatusRecorder, path: Path | str | None = None,
+                 control: Any = None) -> StatusServer:
+    """Serve ``recorder`` on the Unix socket ``path`` (default: ``default_socket_path()``);
+    with ``control``, also the daemon's include/exclude requests."""
+    return StatusServer(recorder, Path(path) if path else default_socket_path(), control)
 
 
 def _prepare(path: Path) -> None:

@@ -18,13 +18,25 @@ from typing import Any
 
 import numpy as np
 
+from homenode import summarykeys
 from homenode.errors import InputError
 from homenode.ops import rundata
-from homenode.ops.svg import PALETTE, Series, legend, line_chart
+from homenode.ops.svg import (
+    PALETTE,
+    Series,
+    heatmap,
+    home_color,
+    legend,
+    line_chart,
+    locality_color,
+    locality_scale,
+)
 from homenode.report import write_atomic
 
 REPORT = "report.html"
-CLIENT_LINES_MAX = 200    # per-client locality lines drawn; the mean is always drawn
+# Up to this many clients the locality plot has one line each (with a legend); past it,
+# the mean, the 5th percentile and the least local client, and the heatmaps show who.
+CLIENT_LINES_MAX_READABLE = 12
 ACTION_ROWS_MAX = 300     # home changes listed in the run report's table
 # summary.json keys shown first, in this order; the rest follow as they come.
 SUMMARY_KEYS = ("scenario", "policy", "seed", "duration_s", "sim_speed", "throughput_vs_ideal",
@@ -46,6 +58,9 @@ svg .frame{fill:#fcfcfc;stroke:#bbb}svg .grid{stroke:#e8e8e8}svg .empty{fill:#99
 .legend{margin:2px 0 14px 62px;font-size:12px}.key{margin-right:14px;white-space:nowrap}
 .key i{display:inline-block;width:14px;height:3px;vertical-align:middle;margin-right:4px}
 details{margin:8px 0}summary{cursor:pointer;color:#335}
+svg .event{stroke:#555;stroke-dasharray:4 3;stroke-width:1}
+td.unit,td.meaning{color:#666;text-align:left;font-size:12px}th.unit,th.meaning{text-align:left}
+td.unit{white-space:nowrap}
 """
 
 
@@ -79,10 +94,16 @@ def summary_table(cols: dict[str, dict[str, Any]]) -> str:
     """Rows = summary keys, one column per run (one column for a single run)."""
     keys = _keys(list(cols.values()))
     head = "".join(f"<th>{escape(c)}</th>" for c in cols)
-    rows = "".join(f"<tr><td>{escape(k)}</td>" + "".join(f"<td>{_fmt(s.get(k))}</td>"
-                                                           for s in cols.values()) + "</tr>"
-                   for k in keys)
-    return f'<table class="summary"><tr><th>metric</th>{head}</tr>{rows}</table>'
+
+    def row(k: str) -> str:
+        ki = summarykeys.info(k)
+        unit, meaning = (ki.unit, ki.meaning) if ki else ("", "")
+        return (f"<tr><td>{escape(k)}</td>"
+                + "".join(f"<td>{_fmt(s.get(k))}</td>" for s in cols.values())
+                + f'<td class="unit">{escape(unit)}</td>'
+                  f'<td class="meaning">{escape(meaning)}</td></tr>')
+    return (f'<table class="summary"><tr><th>metric</th>{head}<th class="unit">unit</th>'
+            f'<th class="meaning">meaning</th></tr>{"".join(row(k) for k in keys)}</table>')
 
 
 def _figure(series: list[Series], key: bool = True, keys: list[Series] | None = None,
@@ -95,9 +116,22 @@ def _figure(series: list[Series], key: bool = True, keys: list[Series] | None = 
 
 def run_plots(run: rundata.RunData, prefix: str = "") -> list[str]:
     t = run.times
-    clients = [Series(c, t, 100 * run.locality[:, k], PALETTE[k % len(PALETTE)], 0.8)
-               for k, c in enumerate(run.clients[:CLIENT_LINES_MAX])]
+    ev = run.events()
     mean = Series("host (memory-weighted)", t, 100 * run.mean_locality(), "#111", 2.5)
+    if len(run.clients) <= CLIENT_LINES_MAX_READABLE:
+        clients = [Series(c, t, 100 * run.locality[:, k], PALETTE[k % len(PALETTE)], 0.8)
+                   for k, c in enumerate(run.clients)]
+        loc_series, loc_keys = [*clients, mean], [mean, *clients]
+    else:
+        # Past a dozen clients one line each is a tangle: the spread instead, and the
+        # heatmap below for who is where.
+        with np.errstate(all="ignore"):
+            worst = np.nanmin(np.where(np.isnan(run.locality), np.inf, run.locality), axis=1)
+            p5 = np.nanpercentile(run.locality, 5, axis=1)
+        worst = np.where(np.isfinite(worst), worst, np.nan)
+        spread = [Series("least local client", t, 100 * worst, PALETTE[2], 1.2),
+                  Series("5th percentile of clients", t, 100 * p5, PALETTE[1], 1.2)]
+        loc_series = loc_keys = [mean, *spread]
     nodes = [Series(f"node {n}", t, 100 * run.load[:, k]) for k, n in enumerate(run.nodes)]
     free = [Series(f"node {n}", t, run.free_mib[:, k] / 1024) for k, n in enumerate(run.nodes)]
     _, by_reason = run.home_changes()
@@ -106,19 +140,41 @@ def run_plots(run: rundata.RunData, prefix: str = "") -> list[str]:
            Series("migration granted (cumulative)", t, run.pages_granted_gib(), PALETTE[0],
                   step=True)]
     title = f"{run.summary.get('scenario', '')} / {run.label}"
-    return [
-        _figure([*clients, mean], keys=[mean, *clients], plot_id=f"{prefix}locality",
+    out = [
+        _figure(loc_series, keys=loc_keys, plot_id=f"{prefix}locality",
                 title=f"Memory locality — {title}", xlabel="time (s)",
-                ylabel="local memory (%)", ylim=(0, 100)),
+                ylabel="local memory (%)", ylim=(0, 100), events=ev),
+        *heatmaps(run, prefix, title),
         _figure(nodes, plot_id=f"{prefix}load", title=f"CPU load per node (entitled) — {title}",
-                xlabel="time (s)", ylabel="load (% of cores)", ylim=(0, None)),
+                xlabel="time (s)", ylabel="load (% of cores)", ylim=(0, None), events=ev),
         _figure(free, plot_id=f"{prefix}free", title=f"Free memory per node — {title}",
-                xlabel="time (s)", ylabel="free (GiB)", ylim=(0, None)),
+                xlabel="time (s)", ylabel="free (GiB)", ylim=(0, None), events=ev),
         _figure(moves, plot_id=f"{prefix}moves", title=f"Home changes by reason — {title}",
-                xlabel="time (s)", ylabel="home changes (cumulative)", ylim=(0, None)),
+                xlabel="time (s)", ylabel="home changes (cumulative)", ylim=(0, None),
+                events=ev),
         _figure(mem, plot_id=f"{prefix}migration", title=f"Memory migration — {title}",
-                xlabel="time (s)", ylabel="GiB", ylim=(0, None)),
+                xlabel="time (s)", ylabel="GiB", ylim=(0, None), events=ev),
     ]
+    if ev:
+        out.insert(0, "<p class=sub>Dashed vertical lines mark the scenario's events "
+                   "(starts, stops, demand changes).</p>")
+    return out
+
+
+def heatmaps(run: rundata.RunData, prefix: str, title: str) -> list[str]:
+    """Client x time: locality, and the home node (where every client lives, when it moved)."""
+    ev = run.events()
+    out = [heatmap(run.clients, run.times, run.locality, locality_color,
+                   title=f"Locality per client — {title}", plot_id=f"{prefix}heat-locality",
+                   scale=locality_scale(), events=ev, worst=True)]
+    if run.home is not None:
+        index = run.nodes or sorted({int(h) for h in run.home[np.isfinite(run.home)]})
+        out.append(heatmap(run.clients, run.times, run.home, home_color,
+                           title=f"Home node per client — {title}",
+                           plot_id=f"{prefix}heat-home",
+                           scale=[(home_color(k), f"node {n}") for k, n in enumerate(index)],
+                           events=ev, worst=False))
+    return out
 
 
 def _actions_table(run: rundata.RunData) -> str:
@@ -185,6 +241,7 @@ def render_compare(doc: dict[str, Any], curves: dict[str, dict[str, Any]],
     if missing:
         body.append(f"<p class=sub>No time series found for: {escape(', '.join(missing))}"
                     "</p>")
+    ev = _compare_events(policies)
     if curves:
         body.append("<h2>Over time, per policy</h2>")
     for key, what, ylabel, scale, ylim in OVERLAYS:
@@ -194,7 +251,7 @@ def render_compare(doc: dict[str, Any], curves: dict[str, dict[str, Any]],
         if series:
             body.append(_figure(series, plot_id=f"cmp-{key.replace('_', '-')}",
                                 title=f"{what} — {scenario}", xlabel="time (s)",
-                                ylabel=ylabel, ylim=ylim))
+                                ylabel=ylabel, ylim=ylim, events=ev))
     with_loads = [(name, c) for name, c in curves.items() if "loads" in c]
     if with_loads:
         body.append("<h2>Node load, per policy</h2>")
@@ -205,11 +262,25 @@ def render_compare(doc: dict[str, Any], curves: dict[str, dict[str, Any]],
                                     100 * loads[:, j]) for j, n in enumerate(nodes)],
                             plot_id=f"cmp-load-{k}", title=f"CPU load per node — {name}",
                             xlabel="time (s)", ylabel="load (% of cores)", ylim=(0, None),
-                            height=220))
+                            height=220, events=ev))
     for k, (name, r) in enumerate((runs or {}).items()):
         body.append(f"<details><summary>All plots of {escape(name)}</summary>"
                     + "".join(run_plots(r, prefix=f"p{k}-")) + "</details>")
     return page(title, body)
+
+
+def _compare_events(policies: dict[str, Any]) -> list[float]:
+    """The scenario's event times, from the first policy's summary (all saw the same)."""
+    for entry in policies.values():
+        if not isinstance(entry, dict):
+            continue
+        seeds = entry.get("per_seed")
+        first = seeds[0] if isinstance(seeds, list) and seeds else entry
+        conv = first.get("convergence_s") if isinstance(first, dict) else None
+        if isinstance(conv, list):
+            return [float(c["at_s"]) for c in conv if isinstance(c, dict)
+                    and isinstance(c.get("at_s"), int | float)]
+    return []
 
 
 def page(title: str, body: list[str]) -> str:
@@ -231,9 +302,11 @@ def render_dir(path: Path) -> str:
         runs = {n: rundata.load_run(d) for n, d in dirs.items() if d is not None}
         curves = {n: run_curves(r) for n, r in runs.items()}
         for name, entry in doc["policies"].items():
-            if name not in curves and isinstance(entry, dict) and \
-                    isinstance(entry.get("series"), dict) and "time" in entry["series"]:
-                curves[name] = entry["series"]
+            # compare.json's series (the mean over seeds, with throughput) win over one
+            # run's; the run adds what only it has (node loads).
+            if isinstance(entry, dict) and isinstance(entry.get("series"), dict) and \
+                    "time" in entry["series"]:
+                curves[name] = {**curves.get(name, {}), **entry["series"]}
         return render_compare(doc, {n: curves[n] for n in doc["policies"] if n in curves},
                               runs)
     if not rundata.is_run_dir(path):
@@ -247,16 +320,4 @@ def write_report(path: Path) -> Path:
     html = render_dir(Path(path))
     out = Path(path) / REPORT
     write_atomic(out, html)
-    return out
-
-
-def write_compare_report(path: Path, doc: dict[str, Any],
-                         curves: dict[str, dict[str, Any]]) -> Path:
-    """Write ``DIR/report.html`` for a comparison whose series are in memory (what
-    ``homenode.compare.run`` holds: per policy ``{"time": [...], KEY: [...]}`` with keys
-    among those of ``OVERLAYS``, and optionally ``"loads"``: one row of node loads per
-    time)."""
-    out = Path(path) / REPORT
-    write_atomic(out, render_compare(doc, {n: curves[n] for n in doc["policies"]
-                                           if n in curves}))
     return out

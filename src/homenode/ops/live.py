@@ -8,6 +8,7 @@ hook, which sleeps until ``t / speed`` wall seconds have passed since the start.
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -54,6 +55,9 @@ class LiveRun:
             self.server.close()
             raise
         self._wall0: float | None = None
+        # SIGTERM unwinds like Ctrl-C, through close(), so the socket does not outlive us.
+        self._old_term = signal.signal(signal.SIGTERM, _terminated) \
+            if _in_main_thread() else None
         msg = f"status API on {self.server.path}"
         if self.exporter is not None:
             msg += f", metrics at {self.exporter.url}"
@@ -78,12 +82,27 @@ class LiveRun:
         if self.exporter is not None:
             self.exporter.close()
         self.server.close()
+        if self._old_term is not None:
+            signal.signal(signal.SIGTERM, self._old_term)
+            self._old_term = None
 
     def __enter__(self) -> LiveRun:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(EXIT_TERMINATED)
+
+
+def _in_main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
 
 
 class NotLive:

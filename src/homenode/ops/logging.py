@@ -8,8 +8,10 @@
   never blocks or kills the control loop.
 * ``json``: one JSON object per line on stderr: ts, level, logger, msg, and the extras.
 * ``text``: ``LEVEL logger: msg key=value ...`` for a terminal.
-* ``auto``: journal when stderr *is* the journal (systemd sets ``$JOURNAL_STREAM`` to
-  stderr's device:inode, see systemd.exec(5)), text on a terminal, JSON otherwise.
+* ``auto`` (the default): journal when stderr *is* the journal (systemd sets
+  ``$JOURNAL_STREAM`` to stderr's device:inode, see systemd.exec(5)), text otherwise --
+  a terminal, a pipe or a file alike, so that what an operator sees does not change with
+  ``| less``.  JSON only when asked for.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from homenode.errors import InputError
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 IDENTIFIER = "homenode"
 MODES = ("auto", "journal", "json", "text")
+LEVELS = ("debug", "info", "warning", "error")
 FIELD_PREFIX = "HOMENODE_"
 # Attributes every LogRecord has; anything else came through ``extra=``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message",
@@ -65,8 +68,13 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
+    """``LEVEL logger: message key=value ...``.  A dict-valued extra (the action log's
+    ``extra={"action": {...}}``) is left out: its message already reads the same, and
+    the fields are there for the journal and JSON."""
+
     def format(self, record: logging.LogRecord) -> str:
-        kv = " ".join(f"{k}={v}" for k, v in extras(record).items())
+        kv = " ".join(f"{k}={v}" for k, v in vars(record).items()
+                      if k not in _STANDARD and not isinstance(v, dict))
         line = f"{record.levelname} {record.name}: {record.getMessage()}"
         return f"{line} {kv}" if kv else line
 
@@ -145,7 +153,7 @@ def choose_mode(mode: str, stream: TextIO | None = None) -> str:
     stream = stream or sys.stderr
     if stderr_is_journal(stream) and os.path.exists(JOURNAL_SOCKET):
         return "journal"
-    return "text" if stream.isatty() else "json"
+    return "text"
 
 
 def setup_logging(mode: str = "auto", level: int | str = logging.INFO,

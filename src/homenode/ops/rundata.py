@@ -75,6 +75,16 @@ class RunData:
     cpu_used: np.ndarray         # (T, N)
     free_mib: np.ndarray         # (T, N)
     actions: list[dict[str, Any]]
+    home: np.ndarray | None = None   # (T, C) home node index, NaN while absent
+
+    def events(self) -> list[float]:
+        """The scenario's event times (starts, stops, demand changes; those closer than
+        2 s as one), as the summary's convergence figures list them."""
+        conv = self.summary.get("convergence_s")
+        if not isinstance(conv, list):
+            return []
+        return [float(c["at_s"]) for c in conv if isinstance(c, dict)
+                and isinstance(c.get("at_s"), int | float)]
 
     @property
     def label(self) -> str:
@@ -128,13 +138,15 @@ def load_run(path: Path) -> RunData:
     nodes, ncols = _nodes(path / NODES, times)
     return RunData(path, summary, times, clients, cols["local_mib"], cols["remote_mib"],
                    cols["locality"], nodes, ncols["load"], ncols["cpu_used"],
-                   ncols["free_mib"], list(read_actions(path / ACTIONS)))
+                   ncols["free_mib"], list(read_actions(path / ACTIONS)), cols.get("home"))
 
 
 def _timeseries(path: Path) -> tuple[np.ndarray, list[str], dict[str, np.ndarray]]:
-    names = ("local_mib", "remote_mib", "locality")
+    names: tuple[str, ...] = ("local_mib", "remote_mib", "locality")
     rows: list[tuple[float, str, tuple[float, ...]]] = []
     for line, r in read_csv(path, ("time_s", "client", *names)):
+        if line == 2 and "home" in r:
+            names = (*names, "home")         # optional: older files may lack it
         rows.append((number(r, "time_s", path, line), r["client"],
                      tuple(number(r, k, path, line) for k in names)))
     times = np.array(sorted({t for t, _, _ in rows}))

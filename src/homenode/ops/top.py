@@ -7,7 +7,8 @@ home changes, and a key line.  Everything is sized to the terminal; at 80x24 a h
 8 nodes still shows 8 clients and 3 actions.
 
 ``render(status, view, width, height)`` is pure (status document in, rich renderable
-out); ``run_top`` polls the API and reads single key presses from the terminal.
+out); ``run_top`` polls the API and reads single key presses from the terminal.  The
+``v`` key swaps NLMEM/NRMEM for one column of MiB per node (``N<id>MB``, numastat -p).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class View:
     sort: str = DEFAULT_SORT
     reverse: bool = False
     error: str | None = None
+    per_node: bool = False      # memory per node (numastat -p) instead of NLMEM/NRMEM
 
     def press(self, key: str) -> bool:
         """Apply one key press; False means quit."""
@@ -79,6 +81,8 @@ class View:
                 self.sort, self.reverse = key, False
         elif key in ("-", "R"):
             self.reverse = not self.reverse
+        elif key == "v":
+            self.per_node = not self.per_node
         return True
 
     def order(self, clients: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -142,13 +146,15 @@ def _header(status: dict[str, Any], width: int, view: View) -> Text:
     return text
 
 
-def _client_table(clients: list[dict[str, Any]], view: View, rows: int, width: int) -> Table:
+def _client_table(clients: list[dict[str, Any]], view: View, rows: int, width: int,
+                  node_ids: list[int]) -> Table:
     name_w = max(8, min(NAME_WIDTH + (width - 80) // 2, 40))
     table = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 1), expand=False)
     arrow = "↑" if view.reverse else "↓"
+    mem_cols = [(f"N{i}MB", 7, "right") for i in node_ids] if view.per_node else \
+        [("NLMEM", 7, "right"), ("NRMEM", 7, "right")]
     cols = [("NAME", name_w, "left"), ("NHN", 3, "right"), ("NMIG", 4, "right"),
-            ("NLMEM", 7, "right"), ("NRMEM", 7, "right"), ("N%L", 4, "right"),
-            ("DEM", 5, "right"), ("CPU", 5, "right")]
+            *mem_cols, ("N%L", 4, "right"), ("DEM", 5, "right"), ("CPU", 5, "right")]
     sorted_col = SORT_KEYS[view.sort].column
     for name, w, just in cols:
         head = f"{name}{arrow}" if name == sorted_col else name
@@ -157,10 +163,12 @@ def _client_table(clients: list[dict[str, Any]], view: View, rows: int, width: i
                          name == sorted_col else "bold")
     for c in view.order(clients)[:max(rows, 0)]:
         loc = _loc(c)
+        mem = [f"{m:.0f}" for m in (c.get("mem_by_node_mib") or [0] * len(node_ids))] \
+            if view.per_node else [f"{c['local_mib']:.0f}", f"{c['remote_mib']:.0f}"]
         table.add_row(
             Text(c["name"], style="" if c["managed"] else "dim"),
             "-" if c["home_id"] is None else str(c["home_id"]),
-            str(c["nmig"]), f"{c['local_mib']:.0f}", f"{c['remote_mib']:.0f}",
+            str(c["nmig"]), *mem,
             Text(f"{100 * loc:.0f}", style="red" if loc < 0.8 else
                  "yellow" if loc < 0.95 else ""),
             f"{c['cpu_demand'] or 0:.2f}", f"{c['cpu_received'] or 0:.2f}")
@@ -178,11 +186,12 @@ def _action_line(a: dict[str, Any], width: int) -> Text:
 
 
 def _footer(width: int, shown: int, total: int) -> Text:
-    keys = "sort: n name h NHN m NMIG l N%L r NRMEM c CPU d DEM  - reverse  q quit"
+    keys = "sort: n name h NHN m NMIG l N%L r NRMEM c CPU d DEM  - rev  v MiB/node  q quit"
     more = f"  [{shown}/{total}]" if shown < total else ""
-    t = Text(keys + more, style="dim")
-    t.truncate(width, overflow="ellipsis")
-    return t
+    # The count matters more than the key list: the keys give way first.
+    t = Text(keys, style="dim")
+    t.truncate(max(0, width - len(more)), overflow="ellipsis")
+    return t + Text(more, style="dim")
 
 
 def render(status: dict[str, Any], view: View, width: int, height: int) -> RenderableType:
@@ -204,7 +213,7 @@ def render(status: dict[str, Any], view: View, width: int, height: int) -> Rende
         line = Text(" ").join(node_cell(n, cell_w) for n in nodes[k:k + per_line])
         line.truncate(width, overflow="crop")
         parts.append(line)
-    parts.append(_client_table(clients, view, rows, width))
+    parts.append(_client_table(clients, view, rows, width, [n["id"] for n in nodes]))
     if n_actions:
         parts.append(Text("last home changes", style="bold"))
         parts.extend(_action_line(a, width) for a in actions[-n_actions:][::-1])

@@ -44,6 +44,14 @@ if TYPE_CHECKING:
 
 ENV_TRACES_DIR = "HOMENODE_TRACES_DIR"
 FORMATS = ("bitbrains", "planetlab")
+# Where the public data comes from, for a user whose checkout has no traces directory.
+SOURCES = {
+    "bitbrains": "the Bitbrains GWA-T-12 traces (Grid Workloads Archive, TU Delft: "
+                 "http://gwa.ewi.tudelft.nl/datasets/gwa-t-12-bitbrains, its rnd/ folder)",
+    "planetlab": "the PlanetLab (CoMon) traces of the CloudSim project "
+                 "(https://github.com/Cloudslab/cloudsim, "
+                 "modules/cloudsim-examples/src/main/resources/workload/planetlab/)",
+}
 
 BITBRAINS_SEP = ";\t"
 BITBRAINS_COLUMNS = (
@@ -265,7 +273,7 @@ def _clients_of(tt: Table, root: Path, duration: float) -> list[TraceClient]:
     if fmt not in FORMATS:
         raise InputError(f"{tt.prefix}format", fmt, f"must be one of {', '.join(FORMATS)}",
                          tt.where)
-    files = _files(tt, root)
+    files = _files(tt, root, fmt)
     step = tt.duration("step", 5.0, positive=True)
     offset = tt.int("offset", 0, lo=0, hi=MAX_GRID_STEPS)
     steps = math.ceil(duration / step)
@@ -306,20 +314,26 @@ def _clients_of(tt: Table, root: Path, duration: float) -> list[TraceClient]:
     return out
 
 
-def _files(tt: Table, root: Path) -> list[Path]:
+def _get_data(fmt: str, pattern: str) -> str:
+    return (f"{pattern} are {SOURCES[fmt]}; put them in a directory and name it with "
+            f"${ENV_TRACES_DIR} or the scenario's traces_dir (docs/baselines.md)")
+
+
+def _files(tt: Table, root: Path, fmt: str) -> list[Path]:
     raw = tt.raw("files", None)
     pats = [raw] if isinstance(raw, str) else raw
     if not isinstance(pats, list) or not pats or not all(isinstance(x, str) for x in pats):
         raise InputError(f"{tt.prefix}files", raw, "must be a file name, a glob or a list of "
                          "them, relative to the traces directory", tt.where)
     if not root.is_dir():
-        raise InputError("traces_dir", str(root), f"no such directory (set ${ENV_TRACES_DIR} "
-                         "or the scenario's traces_dir)", tt.where)
+        raise InputError("traces_dir", str(root), f"no such directory: "
+                         f"{_get_data(fmt, ', '.join(pats))}", tt.where)
     found: list[Path] = []
     for pat in pats:
         hits = sorted(glob.glob(str(root / pat)))
         if not hits:
-            raise InputError(f"{tt.prefix}files", pat, f"matches no file in {root}", tt.where)
+            raise InputError(f"{tt.prefix}files", pat, f"matches no file in {root}: "
+                             f"{_get_data(fmt, pat)}", tt.where)
         files = [Path(h) for h in hits if Path(h).is_file()]
         if not files:
             raise InputError(f"{tt.prefix}files", pat, f"matches only directories in {root}, "
