@@ -124,10 +124,10 @@ class LinuxHost:
         self._scan(ctx, slot)
         for key, c in list(self.procs.items()):
             if not self.guard.cooling(key, now):
-                self._guard(c, key, lambda c=c: self._refresh_process(c, ctx, topo))
+                self._guard(c, key, lambda c=c: self._refresh(c, ctx, topo))
         for key, g in list(self.cgroups.items()):
             if not self.guard.cooling(key, now):
-                self._guard(g, key, lambda g=g: self._refresh_cgroup(g, ctx, topo))
+                self._guard(g, key, lambda g=g: self._refresh(g, ctx, topo))
         self.keeper.save(self._tracked())
         return self._build(now, topo, state.free_pages)
 
@@ -371,9 +371,10 @@ class LinuxHost:
         self.warn_once(c.id, "unreadable", f"{c.name} ({c.id}): cannot read it ({e}); "
                                            f"not managed")
 
-    def _refresh_process(self, c: ProcessClient, ctx: Ctx, topo: Topology) -> None:
+    def _refresh(self, c: Tracked, ctx: Ctx, topo: Topology) -> None:
+        kind = kind_of(c)
         if c.key in self.unsettled and not self.dry_run:
-            affinity.resettle(c, self.proc, self.sys)    # before the binding check
+            kind.resettle(c, self.proc, self.sys)    # before the binding check
             self.unsettled.discard(c.key)
         try:
             c.refresh(ctx)
@@ -382,25 +383,7 @@ class LinuxHost:
             return
         if self.dry_run or not c.managed or c.home is None:
             return
-        cpus = self._node_cpus(topo, c.home)
-        if cpus and c.set_cpus != cpus:
-            affinity.set_process_home(c, cpus, self.proc, self.sys)   # CPUs came or went
-        else:
-            affinity.follow_new_threads(c, self.proc, self.sys)
-
-    def _refresh_cgroup(self, g: CgroupClient, ctx: Ctx, topo: Topology) -> None:
-        try:
-            g.refresh(ctx)
-        except AccessDenied as e:
-            self._unreadable(g, e)
-            return
-        if self.dry_run or not g.managed or g.home is None:
-            return
-        cpus = self._node_cpus(topo, g.home)
-        if cpus and g.set_cpus != cpus:
-            affinity.set_cgroup_home(g, cpus, self.proc, self.sys)
-        else:
-            affinity.follow_cgroup_members(g, self.proc, self.sys)
+        kind.keep_home(c, self._node_cpus(topo, c.home), self.io)
 
     @staticmethod
     def _node_cpus(topo: Topology, node_id: int) -> frozenset[int]:

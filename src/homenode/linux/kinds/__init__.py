@@ -41,6 +41,13 @@ class ClientKind(Protocol):
     def migrate(self, c: Any, src: int, dst: int, pages: int, now: float, io: ActionIo,
                 alive: Check | None) -> Moved: ...
 
+    def keep_home(self, c: Any, cpus: Cpus, io: ActionIo) -> None:
+        """Each tick: keep the home promise (CPUs that came or went, new threads or
+        members)."""
+
+    def resettle(self, c: Any, proc: str, sys: Any) -> None:
+        """Repair masks a failed put-back left disagreeing with the bookkeeping."""
+
     def capture_originals(self, c: Any, proc: str, sys: Any) -> None:
         """Read what to put back, before the first change (the write-ahead)."""
 

@@ -46,6 +46,15 @@ class CgroupKind:
                 io: ActionIo, alive: Check | None) -> Moved:
         return migrate.migrate_cgroup(c, src, dst, pages, io.bulk, io.proc, io.sys)
 
+    def keep_home(self, c: CgroupClient, cpus: Cpus, io: ActionIo) -> None:
+        if cpus and c.set_cpus != cpus:
+            affinity.set_cgroup_home(c, cpus, io.proc, io.sys)
+        else:
+            affinity.follow_cgroup_members(c, io.proc, io.sys)
+
+    def resettle(self, c: CgroupClient, proc: str, sys: ModuleType) -> None:
+        return None          # cpuset.cpus is one write: never half-done
+
     def capture_originals(self, c: CgroupClient, proc: str, sys: ModuleType) -> None:
         affinity.capture_cgroup_original(c)
 

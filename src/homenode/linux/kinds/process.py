@@ -75,6 +75,15 @@ class ProcessKind:
         return migrate.migrate_process(c, src, dst, pages, now, io.bulk, io.proc, io.sys,
                                        alive)
 
+    def keep_home(self, c: ProcessClient, cpus: Cpus, io: ActionIo) -> None:
+        if cpus and c.set_cpus != cpus:
+            affinity.set_process_home(c, cpus, io.proc, io.sys)   # CPUs came or went
+        else:
+            affinity.follow_new_threads(c, io.proc, io.sys)
+
+    def resettle(self, c: ProcessClient, proc: str, sys: ModuleType) -> None:
+        affinity.resettle(c, proc, sys)
+
     def capture_originals(self, c: ProcessClient, proc: str, sys: ModuleType) -> None:
         affinity.capture_originals(c, proc, sys)
 
