@@ -329,7 +329,7 @@ class LinuxHost:
                      f", VM with {info.vcpus} vCPUs" if info.vm else "")
             if topo is not None:
                 self._guard(c, c.key, lambda c=c: self._adopted(
-                    c, self.keeper.found_process(c, topo)))
+                    c, self.keeper.found(c, topo)))
         for cg in found.cgroups:
             if cg.rel in self.ignored:
                 continue
@@ -342,7 +342,7 @@ class LinuxHost:
             log.info("client %s (%s): child of %s", g.name, g.id, cg.path.parent.name)
             if topo is not None:
                 self._guard(g, g.key, lambda g=g: self._adopted(
-                    g, self.keeper.found_cgroup(g, topo)))
+                    g, self.keeper.found(g, topo)))
         for i, g in enumerate(self.cgroups.values()):
             if i % slot[0] == slot[1]:
                 self._guard(g, g.key, lambda g=g: g.refresh_members(ctx))

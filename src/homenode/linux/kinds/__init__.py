@@ -41,6 +41,11 @@ class ClientKind(Protocol):
     def migrate(self, c: Any, src: int, dst: int, pages: int, now: float, io: ActionIo,
                 alive: Check | None) -> Moved: ...
 
+    def adopt(self, c: Any, carried: Saved, proc: str, sys: Any, topo: Any,
+              from_wall: Callable[[float], float], act: bool) -> str | None:
+        """Take over the previous daemon's record of ``c`` from ``carried`` (popped):
+        "adopted", "completed", "nothing set", "re-bound"; None if it had none."""
+
     def keep_home(self, c: Any, cpus: Cpus, io: ActionIo) -> None:
         """Each tick: keep the home promise (CPUs that came or went, new threads or
         members)."""

@@ -7,12 +7,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
-from homenode.linux import affinity, migrate
+from homenode.linux import affinity, cgroup, migrate, procfs
 from homenode.linux.actions_io import ActionIo
-from homenode.linux.clients import CgroupClient
-from homenode.linux.kinds.process import record_process
+from homenode.linux.clients import CgroupClient, ProcessClient
+from homenode.linux.discovery import ProcessInfo
+from homenode.linux.errors import SysError
+from homenode.linux.kinds.process import adopt_process, node_of, record_process
 from homenode.linux.migrate import Moved
 from homenode.linux.state import CgroupRecord, Cpus, Saved
+from homenode.linux.sysfs import parse_cpulist
+from homenode.model import Topology
 
 Check = Callable[[], None]
 
@@ -25,6 +29,53 @@ def record_cgroup(g: CgroupClient, pending: Cpus | None,
                if (r := record_process(m, None, to_wall)) is not None]
     return CgroupRecord(g.rel, g.set_cpus, pending, g.orig_cpus_text, g.home,
                         to_wall(g.home_since), members)
+
+
+def adopt_cgroup(g: CgroupClient, rec: CgroupRecord, proc: str, sys: ModuleType,
+                 topo: Topology, from_wall: Callable[[float], float], act: bool = True) -> str:
+    """The same for a cgroup: its ``cpuset.cpus`` must still be what homenode wrote (or,
+    without the cpuset controller, its members' affinities)."""
+    ours = [m for m in (rec.pending, rec.set_cpus) if m]
+    if g.uses_cpuset:
+        text = cgroup.read_file(g.path, "cpuset.cpus").strip()
+        current = frozenset(parse_cpulist(text)) if text else None
+        if current is None or current not in ours or _narrowed_below(g):
+            return "re-bound"
+        g.set_cpus, g.orig_cpus_text = current, rec.orig_cpus_text
+    else:
+        for m in rec.members:
+            try:
+                st = procfs.read_stat(proc, m.pid)
+            except SysError:
+                continue
+            if st.starttime != m.start:
+                continue
+            member = ProcessClient(ProcessInfo(m.pid, m.start, st.comm, "cgroup"), 0.0)
+            if adopt_process(member, m, proc, sys, topo, from_wall, act) in ("adopted",
+                                                                               "completed"):
+                g.procs[m.pid] = member
+        if not g.procs:
+            return "re-bound"
+        g.set_cpus = rec.set_cpus or rec.pending
+    g.checked = True
+    g.home = node_of(topo, g.set_cpus)
+    g.home_since = from_wall(rec.home_since)
+    return "adopted"
+
+
+def _narrowed_below(g: CgroupClient) -> bool:
+    """A descendant of ``g`` narrows its CPUs or memory: someone else bound part of it
+    (the check ``CgroupClient`` makes at its first refresh, which adoption skips because
+    ``g``'s own cpuset is homenode's)."""
+    cpus = cgroup.read_cpuset(g.path, "cpuset.cpus.effective")
+    mems = cgroup.read_cpuset(g.path, "cpuset.mems.effective")
+    for d in cgroup.descendants(g.path)[1:]:
+        dc = cgroup.read_cpuset(d, "cpuset.cpus")
+        dm = cgroup.read_cpuset(d, "cpuset.mems")
+        if (dc and cpus and not cpus <= dc) or (dm and mems and not mems <= dm):
+            return True
+    return False
+
 
 
 class CgroupKind:
@@ -45,6 +96,13 @@ class CgroupKind:
     def migrate(self, c: CgroupClient, src: int, dst: int, pages: int, now: float,
                 io: ActionIo, alive: Check | None) -> Moved:
         return migrate.migrate_cgroup(c, src, dst, pages, io.bulk, io.proc, io.sys)
+
+    def adopt(self, c: CgroupClient, carried: Saved, proc: str, sys: ModuleType,
+              topo: Topology, from_wall: Callable[[float], float], act: bool) -> str | None:
+        rec = carried.cgroups.pop(c.rel, None)
+        if rec is None:
+            return None
+        return adopt_cgroup(c, rec, proc, sys, topo, from_wall, act)
 
     def keep_home(self, c: CgroupClient, cpus: Cpus, io: ActionIo) -> None:
         if cpus and c.set_cpus != cpus:

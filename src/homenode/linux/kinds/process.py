@@ -16,6 +16,7 @@ from homenode.linux.errors import ProcessGone, SysError
 from homenode.linux.identity import Pinned
 from homenode.linux.migrate import Moved
 from homenode.linux.state import Cpus, ProcRecord, Saved
+from homenode.model import Topology
 
 Check = Callable[[], None]
 log = logging.getLogger("homenode.linux")
@@ -28,6 +29,60 @@ def record_process(c: ProcessClient, pending: Cpus | None,
     part = c.key[2] if len(c.key) > 2 else None       # a VM slice: its guest node
     return ProcRecord(c.pid, c.start, c.set_cpus, pending, c.orig_mask, dict(c.orig_masks),
                       c.home, to_wall(c.home_since), part)
+
+
+def node_of(topo: Topology, cpus: Cpus | None) -> int | None:
+    """The kernel node id whose CPUs are exactly ``cpus``."""
+    if not cpus:
+        return None
+    for nid, node_cpus in zip(topo.node_ids, topo.cpus, strict=True):
+        if frozenset(node_cpus) == cpus:
+            return nid
+    return None
+
+
+# --- records ---------------------------------------------------------------------------------
+
+# --- adoption --------------------------------------------------------------------------------
+
+def adopt_process(c: ProcessClient, rec: ProcRecord, proc: str, sys: ModuleType,
+                  topo: Topology, from_wall: Callable[[float], float], act: bool = True) -> str:
+    """Restore homenode's bookkeeping of ``c`` from ``rec``; returns what happened (for
+    the log): "adopted", "completed" (threads finished onto the pending CPUs),
+    "nothing set" or "re-bound" (not adopted)."""
+    if rec.key != c.key:
+        return "re-bound"
+    ours = [m for m in (rec.pending, rec.set_cpus) if m]
+    originals = {m for m in (rec.orig_mask, *rec.orig_masks.values()) if m}
+    masks: dict[int, Cpus] = {}
+    for tid in c.list_tids(proc):           # a VM slice: its own vCPU threads
+        try:
+            masks[tid] = sys.sched_getaffinity(tid)
+        except ProcessGone:
+            continue
+    if not masks or any(m not in ours and m not in originals for m in masks.values()):
+        return "re-bound"
+    have = set(masks.values())
+    target = next((m for m in ours if m in have), None)
+    if target is None:
+        return "nothing set"          # every thread has its original: nothing to adopt
+    c.orig_mask, c.orig_masks = rec.orig_mask, dict(rec.orig_masks)
+    c.first_mask = rec.orig_mask
+    c.checked = True
+    c.set_cpus = target
+    c.tids_set = {t for t, m in masks.items() if m == target}
+    behind = [t for t in masks if t not in c.tids_set]
+    if behind and act:
+        for tid in behind:
+            try:
+                sys.sched_setaffinity(tid, target)
+            except ProcessGone:
+                continue
+            c.tids_set.add(tid)
+    c.home = node_of(topo, target)
+    c.home_since = from_wall(rec.home_since)
+    return "completed" if behind and act else "adopted"
+
 
 
 class ProcessKind:
@@ -74,6 +129,13 @@ class ProcessKind:
                 io: ActionIo, alive: Check | None) -> Moved:
         return migrate.migrate_process(c, src, dst, pages, now, io.bulk, io.proc, io.sys,
                                        alive)
+
+    def adopt(self, c: ProcessClient, carried: Saved, proc: str, sys: ModuleType,
+              topo: Topology, from_wall: Callable[[float], float], act: bool) -> str | None:
+        rec = carried.procs.pop(c.key, None)
+        if rec is None:
+            return None
+        return adopt_process(c, rec, proc, sys, topo, from_wall, act)
 
     def keep_home(self, c: ProcessClient, cpus: Cpus, io: ActionIo) -> None:
         if cpus and c.set_cpus != cpus:
