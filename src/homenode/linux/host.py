@@ -167,20 +167,11 @@ class LinuxHost:
     def restore(self) -> tuple[int, int]:
         """Put back every CPU affinity and cpuset.cpus changed; (clients, threads)."""
         clients = threads = 0
-        for c in list(self.procs.values()):
+        for c in self._tracked():
             try:
-                n = affinity.restore_process(c, self.proc, self.sys)
+                n = kind_of(c).restore(c, self.proc, self.sys)
             except SysError as e:
-                if not e.gone:
-                    log.warning("restore %s (%s): %s", c.name, c.id, e)
-                continue
-            clients += n > 0
-            threads += n
-        for g in list(self.cgroups.values()):
-            try:
-                n = affinity.restore_cgroup(g, self.proc, self.sys)
-            except SysError as e:
-                log.warning("restore %s (%s): %s", g.name, g.id, e)
+                log.warning("restore %s (%s): %s", c.name, c.id, e)
                 continue
             clients += n > 0
             threads += n

@@ -46,6 +46,9 @@ class ClientKind(Protocol):
         """Take over the previous daemon's record of ``c`` from ``carried`` (popped):
         "adopted", "completed", "nothing set", "re-bound"; None if it had none."""
 
+    def restore(self, c: Any, proc: str, sys: Any) -> int:
+        """Put back what homenode changed; the threads (or cgroups) put back."""
+
     def keep_home(self, c: Any, cpus: Cpus, io: ActionIo) -> None:
         """Each tick: keep the home promise (CPUs that came or went, new threads or
         members)."""

@@ -104,6 +104,9 @@ class CgroupKind:
             return None
         return adopt_cgroup(c, rec, proc, sys, topo, from_wall, act)
 
+    def restore(self, c: CgroupClient, proc: str, sys: ModuleType) -> int:
+        return affinity.restore_cgroup(c, proc, sys)
+
     def keep_home(self, c: CgroupClient, cpus: Cpus, io: ActionIo) -> None:
         if cpus and c.set_cpus != cpus:
             affinity.set_cgroup_home(c, cpus, io.proc, io.sys)

@@ -137,6 +137,14 @@ class ProcessKind:
             return None
         return adopt_process(c, rec, proc, sys, topo, from_wall, act)
 
+    def restore(self, c: ProcessClient, proc: str, sys: ModuleType) -> int:
+        try:
+            return affinity.restore_process(c, proc, sys)
+        except SysError as e:
+            if e.gone:
+                return 0         # exited: nothing to put back, nothing to say
+            raise
+
     def keep_home(self, c: ProcessClient, cpus: Cpus, io: ActionIo) -> None:
         if cpus and c.set_cpus != cpus:
             affinity.set_process_home(c, cpus, io.proc, io.sys)   # CPUs came or went
