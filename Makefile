@@ -6,10 +6,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test test-fast lint bench bench-daemon bench-soak bench-sweep clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tools/qemu/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,dask]'
+	$(BIN)/pip install --quiet -e tools/qemu
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -54,8 +54,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools" / "qemu"))
-
 from homenode_qemu import analysis, assets, run_python, scenarios
 
 BALANCERS = ("homenode", "numad", "numad_asis", "autonuma", "none")

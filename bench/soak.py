@@ -6,8 +6,8 @@ and killed continuously (at least 1000; some in the middle of a migration) while
     python bench/soak.py --duration 120 --min-processes 0 --json /tmp/soak.json
 
 Needs the QEMU harness (tools/qemu/ci-setup.sh, docs/qemu.md).  The guest program and
-the figures are tests/reliability/guest_reliability.py and qemu_reliability.py (the CI
-runs a one-minute version: tests/reliability/test_qemu_reliability.py).
+the figures are homenode_qemu/guest/soak.py and homenode_qemu/soak.py in tools/qemu (the
+CI runs a one-minute version: tests/reliability/test_qemu_reliability.py).
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reliability"))
-
-import qemu_reliability as q
+from homenode_qemu import soak as q
 
 
 def main() -> int:

@@ -28,7 +28,7 @@ def test_the_example_config_and_every_builtin_scenario_check_ok():
     ('[daemon]\ninterval = "fast"\n', "auto",
      "daemon.interval = 'fast': expected a duration"),
     ("[processes]\nmin_rss = \"lots\"\n", "auto", "processes.min_rss = 'lots'"),
-    ('name = "x"\n[host]\nnodes = 0\n', "auto", "host.nodes = 0: must be at least 1"),
+    ('name = "x"\n[host]\nnodes = 0\n', "auto", "host.nodes = 0: must be between 1 and 1024"),
     ('name = "x"\n[settings]\nno_such_setting = 1\n', "auto", "no_such_setting"),
     ('[daemon]\npolicy = "esxi"\n', "scenario", "daemon"),     # --kind forces the parser
 ])

@@ -14,16 +14,16 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
-from homenode.model import Action, Decision, Snapshot
+from homenode.model import Action, ActionResult, Decision, Snapshot
 from homenode.policy.base import Policy
 
 
 class Host(Protocol):
     def snapshot(self) -> Snapshot: ...
 
-    def apply(self, actions: list[Action]) -> list[Any]: ...
+    def apply(self, actions: list[Action]) -> list[ActionResult]: ...
 
     def next_wakeup(self) -> float | None: ...
 
@@ -49,7 +49,7 @@ class RealClock:
 
 
 class Recorder(Protocol):
-    def decision(self, snap: Snapshot, decision: Decision, applied: list[Any]) -> None: ...
+    def decision(self, snap: Snapshot, decision: Decision, applied: list[ActionResult]) -> None: ...
 
     def sample(self, snap: Snapshot) -> None: ...
 
@@ -60,7 +60,7 @@ class Tee:
     def __init__(self, *recorders: Recorder):
         self.recorders = [r for r in recorders if r is not None]
 
-    def decision(self, snap: Snapshot, decision: Decision, applied: list[Any]) -> None:
+    def decision(self, snap: Snapshot, decision: Decision, applied: list[ActionResult]) -> None:
         for r in self.recorders:
             r.decision(snap, decision, applied)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from homenode.model import Decision, MigratePages, Reason, SetHome, Snapshot
+from homenode.model import ActionResult, Decision, MigratePages, Reason, SetHome, Snapshot
 from homenode.policy.load import client_vectors, entitlements, imbalance, node_loads
 
 # A run has converged after an event once every client is at least this local and the
@@ -72,8 +72,9 @@ class RunRecorder:
         self._extra = extra
         self.rights = RightsTally()
 
-    def decision(self, snap: Snapshot, decision: Decision, applied: list[Any]) -> None:
-        oks = [getattr(r, "ok", True) for r in applied] or [True] * len(decision.actions)
+    def decision(self, snap: Snapshot, decision: Decision,
+                 applied: list[ActionResult]) -> None:
+        oks = [r.ok for r in applied] or [True] * len(decision.actions)
         for a, ok in zip(decision.actions, oks, strict=False):
             if isinstance(a, SetHome):
                 self.actions.append(ActionRow(snap.time, a.client, "home", a.src, a.dst, 0,

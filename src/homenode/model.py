@@ -254,6 +254,22 @@ class MigratePages:
 Action = SetHome | MigratePages
 
 
+@dataclass
+class ActionResult:
+    """What happened to one action, on every host (the simulator and Linux alike).
+
+    ``ok``: applied (or, dry run, would be).  ``moved``: the pages a MigratePages really
+    moved, where the host counts them (Linux); None where the grant is moved whole (the
+    simulator).  ``target``: what was acted on (Linux: PID@start time, or the cgroup).
+    """
+
+    action: Action
+    ok: bool
+    note: str = ""
+    moved: int | None = None
+    target: str = ""
+
+
 @dataclass(frozen=True)
 class Considered:
     """One alternative the policy looked at, with its score and why it was or wasn't taken."""

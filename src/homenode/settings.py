@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from homenode.errors import InputError
+from homenode.inputs import number
 
 
 def _s(default: Any, unit: str, esxi: str, doc: str, lo: float | None = None,
@@ -307,13 +308,14 @@ def _coerce(f: dataclasses.Field, raw: object, where: str | None) -> Any:
             return raw.lower() in ("true", "1", "on")
         raise InputError(name, raw, "expected true or false", where)
     try:
-        if isinstance(raw, bool):
+        if isinstance(raw, bool) or not isinstance(raw, int | float | str):
             raise ValueError
         value = kind(raw)
         if kind is int and isinstance(raw, float) and raw != int(raw):
             raise ValueError
-    except (TypeError, ValueError):
-        raise InputError(name, raw, f"expected a {kind.__name__}", where) from None
+    except (TypeError, ValueError, OverflowError):
+        what = "an integer" if kind is int else "a float"
+        raise InputError(name, raw, f"expected {what}", where) from None
     if f.metadata.get("check") == "slit":
         from homenode.costmodel import parse_slit_latency
         try:
@@ -322,6 +324,11 @@ def _coerce(f: dataclasses.Field, raw: object, where: str | None) -> Any:
             raise InputError(name, raw, str(e), where) from None
         return str(raw)
     lo, hi = f.metadata["min"], f.metadata["max"]
+    # NaN passes every comparison, so it is refused by name (inputs.number).
+    try:
+        number(value, name, where, integer=kind is int)
+    except InputError as e:
+        raise InputError(name, raw, e.problem, where) from None
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise InputError(name, raw, f"must be between {lo} and {hi}", where)
     return value

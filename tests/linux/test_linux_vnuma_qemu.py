@@ -13,15 +13,10 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
 
 import pytest
 
-TOOLS = Path(__file__).resolve().parents[2] / "tools" / "qemu"
-if str(TOOLS) not in sys.path:
-    sys.path.insert(0, str(TOOLS))
-
-from homenode_qemu import assets, run_python, two_nodes  # noqa: E402
+from homenode_qemu import assets, run_python, two_nodes
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 PAGES_32M = 32 << 20 >> 12

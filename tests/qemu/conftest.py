@@ -1,21 +1,15 @@
-"""Shared fixtures of the QEMU tests: the harness on sys.path, skips, one boot per module.
+"""Shared fixtures of the QEMU tests: skips, one boot per module.
 
-The harness lives in tools/qemu/homenode_qemu (it is also used by bench/ and by hand);
-it is not part of the installed package, so it is put on sys.path here.
+The harness lives in tools/qemu/homenode_qemu (also used by bench/ and by hand); it is
+installed beside homenode (`make`: pip install -e tools/qemu), and pytest finds it
+through ``pythonpath`` in pyproject.toml either way.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-TOOLS = Path(__file__).resolve().parents[2] / "tools" / "qemu"
-if str(TOOLS) not in sys.path:
-    sys.path.insert(0, str(TOOLS))
-
-from homenode_qemu import assets  # noqa: E402
+from homenode_qemu import assets
 
 
 @pytest.fixture(scope="session")

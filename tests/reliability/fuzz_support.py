@@ -17,12 +17,11 @@ import functools
 import math
 import os
 import resource
-import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from hypothesis import HealthCheck, reject, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 FUZZ_EXAMPLES = int(os.environ.get("HOMENODE_FUZZ_EXAMPLES", "300"))
@@ -43,10 +42,7 @@ def counted(name: str) -> Callable:
         @functools.wraps(fn)
         def inner(*args: Any, **kwargs: Any) -> Any:
             FUZZ_COUNTS[name] += 1
-            try:
-                return fn(*args, **kwargs)
-            except KnownGap:
-                reject()      # counted in GAP_COUNTS; hypothesis looks for others
+            return fn(*args, **kwargs)
         return inner
     return wrap
 
@@ -228,10 +224,8 @@ def one_field_changed(draw: st.DrawFn, doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# --- known gaps and resource caps ---------------------------------------------------------------
+# --- resource caps ------------------------------------------------------------------------------
 
-# gap id -> examples that hit it (printed at the end, next to the example counts)
-GAP_COUNTS: Counter[str] = Counter()
 # Extra address space a parser may use while fuzzed: a scenario asking for a billion
 # cores must fail with MemoryError here, not take the machine's memory.
 MEMORY_HEADROOM = 1536 << 20
@@ -251,28 +245,6 @@ def memory_cap(headroom: int = MEMORY_HEADROOM) -> Iterator[None]:
         yield
     finally:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-
-
-class KnownGap(Exception):
-    """An example that hits a documented gap in another module (test_known_gaps.py pins
-    each one); ``counted`` turns it into a rejected hypothesis example."""
-
-
-def known_gap(gap: str) -> None:
-    GAP_COUNTS[gap] += 1
-    raise KnownGap(gap)
-
-
-def gap_of(exc: BaseException) -> str | None:
-    """The documented gap an escaping exception belongs to, if any."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = frames[-1].filename if frames else ""
-    if isinstance(exc, MemoryError | OverflowError | ValueError) and \
-            any(f.name == "parse_host" for f in frames):
-        return "scenario: host shape unbounded (MemoryError/OverflowError)"
-    if isinstance(exc, OverflowError | ValueError) and where.endswith("homenode/units.py"):
-        return "units.parse_size: inf/nan/1e400 (OverflowError/ValueError)"
-    return None
 
 
 # Special values every field meets in the one-field-at-a-time sweeps.

@@ -12,7 +12,7 @@ from linux_support import PROC, SYS_SPARSE, StepClock
 from homenode.linux import config, daemon, guard
 from homenode.linux.actionlog import ActionLog
 from homenode.linux.host import IGNORED_PRUNE_AT, LinuxHost
-from homenode.model import Client, Decision, MigratePages, Snapshot, Topology
+from homenode.model import ActionResult, Client, Decision, MigratePages, Snapshot, Topology
 
 
 def test_log_once_and_back_off_records_go_with_their_client():
@@ -42,7 +42,7 @@ def test_the_action_log_forgets_clients_that_left():
         snap = Snapshot(0.0, topo, (c,), np.array([0]), np.zeros(1), np.zeros(1),
                         np.zeros(1), np.zeros((1, 2), np.int64), topo.mem_pages)
         a = MigratePages(c.id, 1, 0, 10)
-        log.decision(snap, Decision([a], []), [type("R", (), {"ok": True, "moved": 0})()])
+        log.decision(snap, Decision([a], []), [ActionResult(a, True, moved=0)])
     assert len(log._quiet) <= 4 * 1 + 64 + 1
 
 

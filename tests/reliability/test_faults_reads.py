@@ -65,12 +65,10 @@ NOT_ON_FIXTURES = {"proc maps", "list sysfs nodes", "task stat"}
 READ_SITES = [s for s in (*PROCESS_READS, *SYSFS_READS, *CGROUP_READS, *LISTINGS)
               if s.name not in NOT_ON_FIXTURES]
 
-# Known gap in homenode/linux/discovery.py (not this issue's file): a transient error
-# reading a new process's cmdline (EIO, ENOMEM, EMFILE, ENFILE) makes discovery judge it
-# "never a client" for the rest of its life (``_judge`` caches the verdict per PID and
-# start time).  Fix requested in issue 7's report; the xfail is strict so that the fix
-# shows here.
-STICKY_DISCOVERY = {"proc cmdline": (E.EIO, E.ENOMEM, E.EMFILE, E.ENFILE)}
+# Errors at a process's first look that discovery remembers for the process's life (a
+# strict xfail each).  Until issue 14 a passing EIO/ENOMEM/EMFILE/ENFILE on
+# /proc/PID/cmdline was one; it is now judged again at the next scan, so none is left.
+STICKY_DISCOVERY: dict[str, tuple[int, ...]] = {}
 
 
 def _trees(tmp: Path) -> tuple[Path, Path, Path]:

@@ -2,7 +2,7 @@
 and SIGKILL in the middle of a migration, then a restart.
 
 Each test boots one guest (about a minute and a half each under TCG, more when the host
-is busy).  The guest program is guest_reliability.py; its judge keeps its own book of
+is busy).  The guest program is homenode_qemu/guest/soak.py; its judge keeps its own book of
 every process by PID and start time, and reads /proc itself.
 """
 
@@ -25,8 +25,8 @@ MIN_PROCESSES = 40
 
 @pytest.fixture(scope="session")
 def qemu(guest_ready):
-    import qemu_reliability
-    return qemu_reliability
+    from homenode_qemu import soak
+    return soak
 
 
 @pytest.fixture(scope="module")

@@ -2,40 +2,22 @@
 
 from __future__ import annotations
 
-import importlib
 import signal
 import sys
 import threading
 
 import click
 
-from homenode import __version__
+from homenode.cli.group import COMMANDS, MODULES, cli, load_all
 from homenode.errors import HomenodeError
 
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="homenode")
-def cli() -> None:
-    """homenode: an ESXi-style NUMA scheduler for Linux hosts, and a NUMA host simulator."""
+__all__ = ["COMMANDS", "MODULES", "cli", "main"]
 
 
-# The module defining each command: ``homenode run`` imports the daemon's code only,
-# not the simulator, the comparison tables or the report plots (a fast start).  A
-# command missing here still works: everything is imported for it (and for --help).
-COMMANDS = {"run": "linux", "topology": "linux", "place": "linux", "compare": "compare",
-            "top": "ops", "explain": "ops", "report": "ops", "simulate": "simulate",
-            "scenarios": "simulate", "settings": "simulate", "status": "ops",
-            "include": "ops", "exclude": "ops", "check": "check", "files": "files",
-            "manpage": "manpage", "sweep": "sweep"}
-MODULES = ("check", "compare", "files", "linux", "manpage", "ops", "simulate", "sweep")
-
-
-def _register(argv: list[str] | None = None) -> None:
-    """Import the command modules that ``argv`` needs (all of them when it is None)."""
-    name = next((a for a in argv or () if not a.startswith("-")), None)
-    wanted = [COMMANDS[name]] if name in COMMANDS else MODULES
-    for module in wanted:
-        importlib.import_module(f"homenode.cli.{module}")
+def _register() -> None:
+    """Import every command module (the group imports them on demand; this is for
+    callers that read ``cli.commands`` directly)."""
+    load_all()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,7 +26,6 @@ def main(argv: list[str] | None = None) -> None:
     # ignored, and Ctrl-C (or a supervisor's SIGINT) would then never stop a simulation.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    _register(sys.argv[1:] if argv is None else argv)
     try:
         rc = cli.main(args=argv, prog_name="homenode", standalone_mode=False)
         # Without standalone mode click returns a command's Exit(code) instead of exiting.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from homenode.cli import cli
+from homenode.cli.group import cli
 from homenode.errors import InputError
 
 CONFIG_TABLES = frozenset({"daemon", "processes", "cgroups", "settings", "groups",

@@ -11,8 +11,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from homenode import compare as cmp
-from homenode.cli import cli
+from homenode.cli.group import cli
+from homenode.cli.params import Count, Duration
 from homenode.errors import InputError
+from homenode.inputs import check_out_dir
 from homenode.policy import policy_names
 from homenode.policy.optimal import SOLVE_TIME_LIMIT
 from homenode.sim import scenario as scenarios
@@ -20,6 +22,8 @@ from homenode.sim import traces
 
 DEFAULT_OUT = "homenode-compare"
 TABLE_WIDTH = 120
+MAX_SEEDS = 1000   # seeds per policy: each is a whole simulation
+MAX_JOBS = 1024    # worker processes
 
 
 def parse_policies(text: str) -> list[str]:
@@ -39,15 +43,15 @@ def parse_policies(text: str) -> list[str]:
 @click.argument("scenario", metavar="SCENARIO|FILE")
 @click.option("--policies", default=",".join(cmp.DEFAULT_POLICIES), show_default=True,
               help="Comma-separated policies to run side by side.")
-@click.option("--seeds", type=int, default=1, show_default=True,
+@click.option("--seeds", type=Count(1, MAX_SEEDS), default=1, show_default=True,
               help="Seeds per policy (the scenario's seed, then the next ones).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
               show_default=True, help="Directory for compare.json, compare.png, report.html "
               "and each policy's run "
               "(DIR/POLICY/, or DIR/POLICY/seed-N/ with several seeds).")
-@click.option("--duration", type=float, default=None,
-              help="Simulated seconds (default: the scenario's).")
-@click.option("--jobs", type=int, default=None,
+@click.option("--duration", type=Duration(positive=True), default=None, metavar="DURATION",
+              help="Simulated time, e.g. 120s or 2m (default: the scenario's).")
+@click.option("--jobs", type=Count(1, MAX_JOBS), default=None,
               help="Parallel worker processes (default: one per CPU).")
 @click.option("--real-time", is_flag=True, help="Play trace scenarios at the traces' own "
               "time step instead of compressed (docs/baselines.md).")
@@ -56,13 +60,8 @@ def compare_cmd(scenario: str, policies: str, seeds: int, out: Path, duration: f
                 jobs: int | None, real_time: bool, no_plots: bool) -> None:
     """Run POLICIES on one scenario on identical inputs and print one table."""
     names = parse_policies(policies)
-    if seeds < 1:
-        raise InputError("--seeds", seeds, "must be at least 1")
-    if duration is not None and duration <= 0:
-        raise InputError("--duration", duration, "must be positive")
-    if jobs is not None and jobs < 1:
-        raise InputError("--jobs", jobs, "must be at least 1")
     sc = scenarios.load(scenario)
+    check_out_dir(out, "--out")
     if real_time:
         sc = traces.real_time(sc)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),

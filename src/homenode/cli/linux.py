@@ -12,10 +12,14 @@ from pathlib import Path
 import click
 import numpy as np
 
-from homenode.cli import cli
+from homenode.cli.group import cli
+from homenode.cli.params import Count, Duration, InputFile, Size
 from homenode.errors import InputError
+from homenode.inputs import MAX_VCPUS, check_out_dir, check_socket_path
 from homenode.model import Topology
-from homenode.units import MIB, PAGE_SIZE, parse_duration, parse_size
+from homenode.units import MIB, PAGE_SIZE
+
+MAX_SAMPLE = 60.0   # s: `place` answers a VM about to start; a longer sample is a typo
 
 EXIT_DOES_NOT_FIT = 3     # `homenode place`: documented in docs/linux.md for libvirt
 
@@ -26,13 +30,13 @@ def _require_linux() -> None:
 
 
 @cli.command("run")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--config", "config_path", type=InputFile(),
               default=None, help="TOML config (default: /etc/homenode.toml if present).")
 @click.option("--dry-run", is_flag=True, help="Log every action it would take; change "
               "nothing.")
-@click.option("--interval", default=None, metavar="DURATION",
+@click.option("--interval", type=Duration(), default=None, metavar="DURATION",
               help="Control tick, e.g. 2s or 500ms (default: the config's, 2s).")
-@click.option("--duration", default=None, metavar="DURATION",
+@click.option("--duration", type=Duration(positive=True), default=None, metavar="DURATION",
               help="Stop after this long (default: run until SIGTERM/SIGINT).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write the simulator's files (timeseries.csv, summary.json, ...) here "
@@ -51,8 +55,8 @@ def _require_linux() -> None:
 @click.option("--no-api", is_flag=True, help="Serve no status API.")
 @click.option("--metrics", "metrics_addr", default=None, metavar="HOST:PORT",
               help="Serve Prometheus metrics there (loopback only; default: off).")
-def run_cmd(config_path: Path | None, dry_run: bool, interval: str | None,
-            duration: str | None, out: Path | None, once: bool, no_plots: bool,
+def run_cmd(config_path: Path | None, dry_run: bool, interval: float | None,
+            duration: float | None, out: Path | None, once: bool, no_plots: bool,
             log_format: str | None, log_level: str, socket_path: Path | None, no_api: bool,
             metrics_addr: str | None) -> None:
     """Run the NUMA scheduler on this host (the simulator's control loop, for real)."""
@@ -64,11 +68,13 @@ def run_cmd(config_path: Path | None, dry_run: bool, interval: str | None,
 
     _require_linux()
     cfg = config.load(config_path)
-    seconds = None if duration is None else parse_duration(duration, "--duration")
-    if seconds is not None and seconds <= 0:
-        raise InputError("--duration", duration, "must be positive")
-    tick = None if interval is None else parse_duration(interval, "--interval")
-    cfg = cfg.with_overrides(dry_run=dry_run, interval=tick)
+    seconds = duration
+    cfg = cfg.with_overrides(dry_run=dry_run, interval=interval)
+    # Checked before the first tick: a run must not fail only after its whole --duration.
+    if out is not None:
+        check_out_dir(out, "--out")
+    if socket_path is not None and not (once or no_api):
+        check_socket_path(socket_path, "--socket")
     setup_logging(log_format or cfg.daemon.log_format, level=log_level.upper())
     stop = threading.Event()
     control = Control(config_loader(config_path))
@@ -133,28 +139,29 @@ def format_topology(topo: Topology, free_pages: np.ndarray, as_json: bool = Fals
 
 
 @cli.command("place")
-@click.option("--vcpus", type=int, required=True, help="vCPUs of the new VM.")
-@click.option("--memory", required=True, metavar="SIZE", help="Its memory, e.g. 8GiB "
-              "(a plain number is bytes).")
+@click.option("--vcpus", type=Count(1, MAX_VCPUS), required=True,
+              help="vCPUs of the new VM.")
+@click.option("--memory", type=Size(lo=1), required=True, metavar="SIZE",
+              help="Its memory, e.g. 8GiB (a plain number is bytes).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--numad-compat", is_flag=True, help="Print only the nodeset, as "
               "`numad -w NCPUS:MB` does (for libvirt placement='auto').")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--config", "config_path", type=InputFile(),
               default=None, help="Policy and settings from this config.")
 @click.option("--state", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="State file of recent recommendations.")
-@click.option("--window", default="120s", show_default=True, metavar="DURATION",
-              help="How long a recommendation counts against its nodes.")
-@click.option("--sample", default="0.5s", show_default=True, metavar="DURATION",
-              help="CPU load sampling time (0 = ignore current CPU load).")
+@click.option("--window", type=Duration(), default="120s", show_default=True,
+              metavar="DURATION", help="How long a recommendation counts against its nodes.")
+@click.option("--sample", type=Duration(hi=MAX_SAMPLE), default="0.5s", show_default=True,
+              metavar="DURATION", help="CPU load sampling time (0 = ignore current CPU load).")
 @click.option("--prefer-ht", is_flag=True, help="Size by hardware threads "
               "(numa.vcpu.preferHT).")
-@click.option("--max-vcpus-per-node", type=int, default=0, show_default=True,
+@click.option("--max-vcpus-per-node", type=Count(0, MAX_VCPUS), default=0, show_default=True,
               help="numa.vcpu.maxPerVirtualNode (0: a node's cores).")
 @click.option("--what-if", is_flag=True, help="Answer without recording the answer in the "
               "state file: later calls do not count this VM.")
-def place_cmd(vcpus: int, memory: str, as_json: bool, numad_compat: bool,
-              config_path: Path | None, state: Path | None, window: str, sample: str,
+def place_cmd(vcpus: int, memory: int, as_json: bool, numad_compat: bool,
+              config_path: Path | None, state: Path | None, window: float, sample: float,
               prefer_ht: bool, max_vcpus_per_node: int, what_if: bool) -> None:
     """Recommend the home node(s) for a VM about to start.
 
@@ -166,13 +173,7 @@ def place_cmd(vcpus: int, memory: str, as_json: bool, numad_compat: bool,
     from homenode.linux.sysfs import TopologyReader
 
     _require_linux()
-    if vcpus <= 0:
-        raise InputError("--vcpus", vcpus, "must be at least 1")
-    if max_vcpus_per_node < 0:
-        raise InputError("--max-vcpus-per-node", max_vcpus_per_node, "must not be negative")
-    mem = parse_size(memory, "--memory")
-    win = parse_duration(window, "--window")
-    samp = parse_duration(sample, "--sample")
+    mem, win, samp = memory, window, sample
     cfg = config.load(config_path)
     node_state = TopologyReader("/sys").read()
     topo = node_state.topology

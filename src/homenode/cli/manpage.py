@@ -9,7 +9,7 @@ import re
 import click
 
 from homenode import __version__
-from homenode.cli import cli
+from homenode.cli.group import cli, load_all
 
 SEE_ALSO = ("numactl(8)", "numastat(8)", "numad(8)", "systemd.exec(5)")
 # The page's date is the release's, not today's: the same version gives the same bytes.
@@ -42,8 +42,7 @@ def _command(name: str, cmd: click.Command, ctx: click.Context) -> list[str]:
 
 
 def render() -> str:
-    from homenode.cli import _register
-    _register()
+    load_all()
     ctx = click.Context(cli, info_name="homenode")
     lines = [
         f'.TH HOMENODE 1 "{RELEASE_DATE.isoformat()}" "homenode {__version__}" '

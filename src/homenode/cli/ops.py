@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from homenode.cli import cli
+from homenode.cli.group import cli
+from homenode.cli.params import Count, Duration
 from homenode.errors import InputError
 from homenode.ops import explain as explain_mod
 from homenode.ops.api import StatusClient, default_socket_path
@@ -23,8 +24,9 @@ _SOCKET_HELP = "Status API socket (default: $HOMENODE_SOCKET, /run/homenode/stat
 @cli.command("top")
 @click.option("--socket", "socket_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help=_SOCKET_HELP)
-@click.option("--interval", type=float, default=REFRESH_S, show_default=True,
-              help="Seconds between two refreshes.")
+@click.option("--interval", type=Duration(lo=0.05, hi=3600.0), default=REFRESH_S,
+              show_default=True, metavar="DURATION",
+              help="Time between two refreshes, e.g. 2s or 500ms.")
 @click.option("--sort", type=click.Choice(sorted(SORT_KEYS)), default=DEFAULT_SORT,
               show_default=True, help="Initial sort key (the same keys work on screen).")
 @click.option("--once", is_flag=True, help="Print one screen and exit (for scripts).")
@@ -73,7 +75,8 @@ def status_cmd(socket_path: Path | None, as_json: bool) -> None:
 @click.option("--from", "from_dir", type=click.Path(path_type=Path), default=None,
               help="A run's output directory (simulate --out / run --out) instead of a "
               "running daemon.")
-@click.option("--last", type=int, default=explain_mod.DEFAULT_LAST, show_default=True,
+@click.option("--last", type=Count(0, 1_000_000), default=explain_mod.DEFAULT_LAST,
+              show_default=True,
               help="How many of its decisions to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation document.")
 def explain_cmd(client: str, socket_path: Path | None, from_dir: Path | None, last: int,
@@ -82,8 +85,6 @@ def explain_cmd(client: str, socket_path: Path | None, from_dir: Path | None, la
     and the rule that stopped each move."""
     if socket_path is not None and from_dir is not None:
         raise InputError("--from", str(from_dir), "give either --socket or --from, not both")
-    if last < 0:
-        raise InputError("--last", last, "must not be negative")
     if from_dir is not None:
         doc = explain_mod.from_directory(from_dir, client)
     else:

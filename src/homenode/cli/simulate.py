@@ -11,8 +11,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from homenode import summarykeys
-from homenode.cli import cli
+from homenode.cli.group import cli
+from homenode.cli.params import Count, Duration, Number
 from homenode.errors import InputError
+from homenode.inputs import check_out_dir, check_socket_path
 from homenode.ops.html import write_report
 from homenode.ops.live import LIVE_SPEED, start_live
 from homenode.policy import policy_names
@@ -24,14 +26,16 @@ from homenode.sim import traces
 from homenode.simulation import simulate, verdicts
 
 DEFAULT_OUT = "homenode-out"
+MAX_SPEED = 1e6   # simulated seconds per wall second for --live; faster is not "live"
 
 
 @cli.command("simulate")
 @click.argument("scenario", default=scenarios.DEFAULT_SCENARIO, metavar="[SCENARIO|FILE]")
 @click.option("--policy", default="esxi", show_default=True, help="Policy to run.")
-@click.option("--duration", type=float, default=None, help="Simulated seconds (default: the "
-              "scenario's).")
-@click.option("--seed", type=int, default=None, help="RNG seed (default: the scenario's).")
+@click.option("--duration", type=Duration(positive=True), default=None, metavar="DURATION",
+              help="Simulated time, e.g. 120s or 2m (default: the scenario's).")
+@click.option("--seed", type=Count(0), default=None,
+              help="RNG seed (default: the scenario's).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
               show_default=True, help="Directory for timeseries.csv, summary.json, plots.")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
@@ -48,7 +52,8 @@ DEFAULT_OUT = "homenode-out"
               "output directory only.")
 @click.option("--live", is_flag=True, help="Serve the status API while the simulation runs, "
               "paced to --speed, so `homenode top` can watch it.")
-@click.option("--speed", type=float, default=LIVE_SPEED, show_default=True,
+@click.option("--speed", type=Number(0.0, MAX_SPEED, positive=True), default=LIVE_SPEED,
+              show_default=True,
               help="With --live: simulated seconds per wall second.")
 @click.option("--socket", "socket_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="With --live: the status API socket (default: as for "
@@ -63,10 +68,6 @@ def simulate_cmd(scenario: str, policy: str, duration: float | None, seed: int |
     if policy not in policy_names():
         raise InputError("--policy", policy, f"unknown policy; choose from "
                          f"{', '.join(policy_names())}")
-    if duration is not None and duration <= 0:
-        raise InputError("--duration", duration, "must be positive")
-    if seed is not None and seed < 0:
-        raise InputError("--seed", seed, "must not be negative")
     sc = scenarios.load(scenario)
     check_out(out)
     if real_time:
@@ -75,6 +76,9 @@ def simulate_cmd(scenario: str, policy: str, duration: float | None, seed: int |
     Settings.from_mapping(overrides)   # fail before running anything
     if profile:
         settings_profile(profile)
+    check_out_dir(out, "--out")
+    if live and socket_path is not None:
+        check_socket_path(socket_path, "--socket")
     total = duration or sc.duration
     console = Console(stderr=True)
     with start_live(live, sc, policy, overrides=overrides, socket_path=socket_path,

@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from homenode.cli import cli
+from homenode.cli.group import cli
 from homenode.errors import InputError
 
 DEFAULT_OUT = "homenode-sweep"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from homenode.model import Decision, MigratePages, SetHome, Snapshot
+from homenode.model import ActionResult, Decision, MigratePages, SetHome, Snapshot
 
 log = logging.getLogger("homenode.actions")
 # The quiet set is pruned of departed clients once it holds more than this many entries
@@ -30,7 +30,8 @@ class ActionLog:
         self.log = logger
         self._quiet: set[tuple[str, int, int]] = set()
 
-    def decision(self, snap: Snapshot, decision: Decision, applied: list[Any]) -> None:
+    def decision(self, snap: Snapshot, decision: Decision,
+                 applied: list[ActionResult]) -> None:
         if len(self._quiet) > QUIET_PER_CLIENT * len(snap.clients) + QUIET_SLACK:
             # Clients that left keep no entry: churn must not grow this set.
             present = {c.id for c in snap.clients}
@@ -66,7 +67,7 @@ def _node(snap: Snapshot, idx: int) -> int | None:
     return snap.topology.node_ids[idx] if 0 <= idx < snap.topology.n else None
 
 
-def action_fields(snap: Snapshot, a: SetHome | MigratePages, result: Any,
+def action_fields(snap: Snapshot, a: SetHome | MigratePages, result: ActionResult | None,
                   dry_run: bool) -> dict[str, Any]:
     try:
         name = snap.clients[snap.index_of(a.client)].name
@@ -79,12 +80,12 @@ def action_fields(snap: Snapshot, a: SetHome | MigratePages, result: Any,
     if isinstance(a, MigratePages):
         out["pages"] = int(a.pages)
         if result is not None and not dry_run:
-            out["moved"] = int(getattr(result, "moved", 0))
-    out["ok"] = bool(getattr(result, "ok", True))
-    target = getattr(result, "target", "")
+            out["moved"] = int(result.moved or 0)
+    out["ok"] = result.ok if result is not None else True
+    target = result.target if result is not None else ""
     if target:
         out["target"] = target          # PID@start time: which process, exactly
-    note = getattr(result, "note", "")
+    note = result.note if result is not None else ""
     if note and note != "dry-run":
         out["note"] = note
     if a.detail:

@@ -23,135 +23,26 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from homenode.linux import affinity, cgroup, procfs
-from homenode.linux.clients import CgroupClient, ProcessClient, Tracked
+from homenode.linux import affinity, procfs
+from homenode.linux.clients import ProcessClient, Tracked
 from homenode.linux.discovery import ProcessInfo
-from homenode.linux.errors import ProcessGone, SysError
-from homenode.linux.state import CgroupRecord, Cpus, ProcRecord, Saved, StateFile
-from homenode.linux.sysfs import parse_cpulist
+from homenode.linux.errors import SysError
+from homenode.linux.kinds import kind_of
+from homenode.linux.kinds.cgroup import (  # noqa: F401  (kept importable here)
+    adopt_cgroup,
+    record_cgroup,
+)
+from homenode.linux.kinds.process import (  # noqa: F401
+    adopt_process,
+    node_of,
+    record_process,
+)
+from homenode.linux.state import Cpus, Saved, StateFile
 from homenode.model import Topology
 
 log = logging.getLogger("homenode.linux")
 
 Clock = Callable[[float], float]
-
-
-def node_of(topo: Topology, cpus: Cpus | None) -> int | None:
-    """The kernel node id whose CPUs are exactly ``cpus``."""
-    if not cpus:
-        return None
-    for nid, node_cpus in zip(topo.node_ids, topo.cpus, strict=True):
-        if frozenset(node_cpus) == cpus:
-            return nid
-    return None
-
-
-# --- records ---------------------------------------------------------------------------------
-
-def record_process(c: ProcessClient, pending: Cpus | None, to_wall: Clock
-                   ) -> ProcRecord | None:
-    if not c.managed or (c.set_cpus is None and pending is None):
-        return None
-    part = c.key[2] if len(c.key) > 2 else None       # a VM slice: its guest node
-    return ProcRecord(c.pid, c.start, c.set_cpus, pending, c.orig_mask, dict(c.orig_masks),
-                      c.home, to_wall(c.home_since), part)
-
-
-def record_cgroup(g: CgroupClient, pending: Cpus | None, to_wall: Clock
-                  ) -> CgroupRecord | None:
-    if not g.managed or (g.set_cpus is None and pending is None):
-        return None
-    members = [r for m in g.procs.values()
-               if (r := record_process(m, None, to_wall)) is not None]
-    return CgroupRecord(g.rel, g.set_cpus, pending, g.orig_cpus_text, g.home,
-                        to_wall(g.home_since), members)
-
-
-# --- adoption --------------------------------------------------------------------------------
-
-def adopt_process(c: ProcessClient, rec: ProcRecord, proc: str, sys: ModuleType,
-                  topo: Topology, from_wall: Clock, act: bool = True) -> str:
-    """Restore homenode's bookkeeping of ``c`` from ``rec``; returns what happened (for
-    the log): "adopted", "completed" (threads finished onto the pending CPUs),
-    "nothing set" or "re-bound" (not adopted)."""
-    if rec.key != c.key:
-        return "re-bound"
-    ours = [m for m in (rec.pending, rec.set_cpus) if m]
-    originals = {m for m in (rec.orig_mask, *rec.orig_masks.values()) if m}
-    masks: dict[int, Cpus] = {}
-    for tid in c.list_tids(proc):           # a VM slice: its own vCPU threads
-        try:
-            masks[tid] = sys.sched_getaffinity(tid)
-        except ProcessGone:
-            continue
-    if not masks or any(m not in ours and m not in originals for m in masks.values()):
-        return "re-bound"
-    have = set(masks.values())
-    target = next((m for m in ours if m in have), None)
-    if target is None:
-        return "nothing set"          # every thread has its original: nothing to adopt
-    c.orig_mask, c.orig_masks = rec.orig_mask, dict(rec.orig_masks)
-    c.first_mask = rec.orig_mask
-    c.checked = True
-    c.set_cpus = target
-    c.tids_set = {t for t, m in masks.items() if m == target}
-    behind = [t for t in masks if t not in c.tids_set]
-    if behind and act:
-        for tid in behind:
-            try:
-                sys.sched_setaffinity(tid, target)
-            except ProcessGone:
-                continue
-            c.tids_set.add(tid)
-    c.home = node_of(topo, target)
-    c.home_since = from_wall(rec.home_since)
-    return "completed" if behind and act else "adopted"
-
-
-def adopt_cgroup(g: CgroupClient, rec: CgroupRecord, proc: str, sys: ModuleType,
-                 topo: Topology, from_wall: Clock, act: bool = True) -> str:
-    """The same for a cgroup: its ``cpuset.cpus`` must still be what homenode wrote (or,
-    without the cpuset controller, its members' affinities)."""
-    ours = [m for m in (rec.pending, rec.set_cpus) if m]
-    if g.uses_cpuset:
-        text = cgroup.read_file(g.path, "cpuset.cpus").strip()
-        current = frozenset(parse_cpulist(text)) if text else None
-        if current is None or current not in ours or _narrowed_below(g):
-            return "re-bound"
-        g.set_cpus, g.orig_cpus_text = current, rec.orig_cpus_text
-    else:
-        for m in rec.members:
-            try:
-                st = procfs.read_stat(proc, m.pid)
-            except SysError:
-                continue
-            if st.starttime != m.start:
-                continue
-            member = ProcessClient(ProcessInfo(m.pid, m.start, st.comm, "cgroup"), 0.0)
-            if adopt_process(member, m, proc, sys, topo, from_wall, act) in ("adopted",
-                                                                               "completed"):
-                g.procs[m.pid] = member
-        if not g.procs:
-            return "re-bound"
-        g.set_cpus = rec.set_cpus or rec.pending
-    g.checked = True
-    g.home = node_of(topo, g.set_cpus)
-    g.home_since = from_wall(rec.home_since)
-    return "adopted"
-
-
-def _narrowed_below(g: CgroupClient) -> bool:
-    """A descendant of ``g`` narrows its CPUs or memory: someone else bound part of it
-    (the check ``CgroupClient`` makes at its first refresh, which adoption skips because
-    ``g``'s own cpuset is homenode's)."""
-    cpus = cgroup.read_cpuset(g.path, "cpuset.cpus.effective")
-    mems = cgroup.read_cpuset(g.path, "cpuset.mems.effective")
-    for d in cgroup.descendants(g.path)[1:]:
-        dc = cgroup.read_cpuset(d, "cpuset.cpus")
-        dm = cgroup.read_cpuset(d, "cpuset.mems")
-        if (dc and cpus and not cpus <= dc) or (dm and mems and not mems <= dm):
-            return True
-    return False
 
 
 # --- the host's side of the state file -------------------------------------------------------
@@ -187,19 +78,13 @@ class Keeper:
 
     # --- adoption ----------------------------------------------------------------------------
 
-    def found_process(self, c: ProcessClient, topo: Topology) -> str | None:
-        rec = self.carried.procs.pop(c.key, None)
-        if rec is None:
-            return None
-        self.dirty = True
-        return adopt_process(c, rec, self.proc, self.sys, topo, self.from_wall, self.write)
-
-    def found_cgroup(self, g: CgroupClient, topo: Topology) -> str | None:
-        rec = self.carried.cgroups.pop(g.rel, None)
-        if rec is None:
-            return None
-        self.dirty = True
-        return adopt_cgroup(g, rec, self.proc, self.sys, topo, self.from_wall, self.write)
+    def found(self, c: Tracked, topo: Topology) -> str | None:
+        """A client just found: adopted from the previous daemon's record, if any."""
+        verdict = kind_of(c).adopt(c, self.carried, self.proc, self.sys, topo,
+                                   self.from_wall, self.write)
+        if verdict is not None:
+            self.dirty = True
+        return verdict
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -210,10 +95,7 @@ class Keeper:
             return
         for c, cpus in homes:
             try:
-                if isinstance(c, ProcessClient):
-                    affinity.capture_originals(c, self.proc, self.sys)
-                elif isinstance(c, CgroupClient):
-                    affinity.capture_cgroup_original(c)
+                kind_of(c).capture_originals(c, self.proc, self.sys)
             except SysError:
                 continue        # the action itself will meet the error and report it
             self.pending[c.key] = cpus  # type: ignore[attr-defined]
@@ -225,15 +107,7 @@ class Keeper:
             return
         out = Saved()
         for c in tracked:
-            key = c.key  # type: ignore[attr-defined]
-            if isinstance(c, ProcessClient):
-                r = record_process(c, self.pending.get(key), self.to_wall)
-                if r is not None:
-                    out.procs[r.key] = r
-            elif isinstance(c, CgroupClient):
-                g = record_cgroup(c, self.pending.get(key), self.to_wall)
-                if g is not None:
-                    out.cgroups[g.rel] = g
+            kind_of(c).record(c, self.pending.get(c.key), self.to_wall, out)
         self._prune_carried()
         for k, r in self.carried.procs.items():
             out.procs.setdefault(k, r)

@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from homenode.errors import InputError
-from homenode.linux.procfs import read_bytes
+from homenode.errors import HomenodeError, InputError
+from homenode.linux.errors import ParseError
+from homenode.linux.procfs import parse_proc_stat, read_bytes
 from homenode.linux.sysfs import format_cpulist
 from homenode.model import Client, Reason, SetHome, Snapshot, Topology
 from homenode.policy import make_policy
@@ -103,27 +104,17 @@ def fit_problems(topo: Topology, free_pages: np.ndarray, slices: tuple[SlicePlan
 
 # --- CPU load -----------------------------------------------------------------------------
 
-def parse_proc_stat(text: str) -> dict[int, tuple[int, int]]:
-    """``cpuN`` lines of /proc/stat -> {cpu: (busy ticks, total ticks)}."""
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("cpu") and line[3:4].isdigit():
-            f = line.split()
-            v = [int(x) for x in f[1:9]]
-            total = sum(v)
-            idle = v[3] + v[4]                 # idle + iowait
-            out[int(f[0][3:])] = (total - idle, total)
-    return out
-
-
 def busy_cores(topo: Topology, proc: str = "/proc", sample: float = DEFAULT_SAMPLE
                ) -> np.ndarray:
     """Busy CPUs per node over ``sample`` seconds (0 when sample is 0)."""
     if sample <= 0:
         return np.zeros(topo.n)
-    a = parse_proc_stat(read_bytes(f"{proc}/stat", "read /proc/stat").decode())
-    time.sleep(sample)
-    b = parse_proc_stat(read_bytes(f"{proc}/stat", "read /proc/stat").decode())
+    try:
+        a = parse_proc_stat(read_bytes(f"{proc}/stat", "read /proc/stat").decode())
+        time.sleep(sample)
+        b = parse_proc_stat(read_bytes(f"{proc}/stat", "read /proc/stat").decode())
+    except ParseError as e:           # a kernel we do not understand: say so, in one line
+        raise HomenodeError(str(e)) from None
     out = np.zeros(topo.n)
     for i, cpus in enumerate(topo.cpus):
         for c in cpus:

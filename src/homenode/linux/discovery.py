@@ -20,7 +20,7 @@ from pathlib import Path
 
 from homenode.linux import cgroup, procfs, qemu
 from homenode.linux.config import Config
-from homenode.linux.errors import ParseError, SysError
+from homenode.linux.errors import AccessDenied, ParseError, SysError
 from homenode.linux.groups import Labeler
 from homenode.linux.guestmem import GuestVm
 from homenode.units import MIB
@@ -165,7 +165,11 @@ class Discovery:
             return _Seen(st.starttime, _NEVER, "", False, 0, -1.0, st.comm)
         try:
             argv = procfs.read_cmdline(self.proc, pid)
-        except SysError:
+        except SysError as e:
+            if not (e.gone or isinstance(e, AccessDenied)):
+                # EIO, ENOMEM, EMFILE...: passing trouble; judged again next scan, not
+                # left unmanaged for the life of the process.
+                return _Seen(-1, _NEVER, "", False, st.utime + st.stime, -1.0, st.comm)
             argv = []
         line = " ".join(argv)
         vm = r.vms and is_qemu(argv, st.comm)

@@ -37,16 +37,17 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from homenode.linux import migrate
 from homenode.linux import numa_syscalls as default_sys
+from homenode.linux.actions_io import Books, HostStats
 from homenode.linux.clients import ProcessClient
 from homenode.linux.errors import AccessDenied, SysError
 from homenode.linux.identity import Pinned
 
 if TYPE_CHECKING:
-    from homenode.linux.host import LinuxHost
+    from homenode.model import Topology
     from homenode.settings import Settings
 
 log = logging.getLogger("homenode.linux")
@@ -330,7 +331,24 @@ class Engine:
 
 # --- the host's side (the seam: actions.py hands grants, host.py absorbs progress) ---------
 
-def submit(host: LinuxHost, c: ProcessClient, src: int, dst: int, pages: int,
+class EngineHost(Protocol):
+    """What the seam reads and writes of the Linux host (homenode.linux.host.LinuxHost),
+    named here so the engine does not import the host that owns it."""
+
+    engine: Engine | None
+    _topology: Topology | None
+    stats: HostStats
+    procs: dict[object, ProcessClient]
+    proc: str
+    keeper: Books
+    clock: Any
+
+    def warn_once(self, key: str, kind: str, message: str) -> None: ...
+
+    def failed(self, c: Any, key: object, now: float, kind: str, e: Exception) -> None: ...
+
+
+def submit(host: EngineHost, c: ProcessClient, src: int, dst: int, pages: int,
            now: float) -> None:
     """Hand one MigratePages grant of process client ``c`` to the engine."""
     assert host.engine is not None
@@ -344,7 +362,7 @@ def submit(host: LinuxHost, c: ProcessClient, src: int, dst: int, pages: int,
                       starts=c.vmas_on(src), ranges=c.mem_ranges, cpus=cpus)
 
 
-def absorb(host: LinuxHost, now: float) -> None:
+def absorb(host: EngineHost, now: float) -> None:
     """Into the host's bookkeeping: what the copiers did since the last snapshot; and
     stop the copies the policy no longer wants (client gone, unmanaged, re-homed)."""
     engine = host.engine
@@ -385,7 +403,7 @@ def absorb(host: LinuxHost, now: float) -> None:
             engine.stop_client(key)
 
 
-def shutdown(host: LinuxHost) -> None:
+def shutdown(host: EngineHost) -> None:
     """Stop every copy at its next slice and count what was moved (daemon exit)."""
     if host.engine is not None:
         host.engine.close()

@@ -35,182 +35,40 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from homenode.errors import InputError
 from homenode.linux import procfs
 from homenode.linux.errors import SysError
-from homenode.linux.sysfs import parse_cpulist
+from homenode.linux.grouprules import (  # noqa: F401  (the schema, re-exported)
+    AUTO_PREFIX,
+    DEFAULT_MIN_SHARED,
+    SELECTOR_KINDS,
+    Constraint,
+    Facts,
+    Group,
+    GroupRules,
+    Selector,
+    parse_rules,
+    parse_selector,
+)
+from homenode.linux.procmaps import SHM_PATHS, shared_objects  # noqa: F401  (re-exported)
 from homenode.model import Client, Topology
-from homenode.units import MIB, parse_size
 
 if TYPE_CHECKING:
-    from homenode.linux.clients import Tracked
     from homenode.linux.config import Config
 
-SELECTOR_KINDS = ("cmdline", "name", "cgroup", "pid")
-DEFAULT_MIN_SHARED = 64 * MIB   # smaller shared buffers (audio, IPC rings) are not ties
-# Shared mappings that are memory (not files on disk): POSIX shm, memfd, SysV shm, and
-# MAP_SHARED|MAP_ANONYMOUS (shown as /dev/zero).
-SHM_PATHS = ("/dev/shm/", "/memfd:", "/SYSV", "/dev/zero")
-AUTO_PREFIX = "shm:"
 
+class Tracked(Protocol):
+    """What labelling reads and writes on a tracked client (any kind)."""
 
-@dataclass(frozen=True)
-class Selector:
-    kind: str
-    text: str
-    pattern: re.Pattern | None = None
-
-    def matches(self, facts: Facts) -> bool:
-        if self.kind == "pid":
-            return facts.pid is not None and str(facts.pid) == self.text
-        if self.kind == "cmdline":
-            return facts.cmdline is not None and bool(self.pattern.search(facts.cmdline))  # type: ignore[union-attr]
-        if self.kind == "name":
-            return any(self.pattern.fullmatch(n) for n in facts.names if n)  # type: ignore[union-attr]
-        path = self.text.strip("/")
-        return facts.cgroup is not None and (facts.cgroup == path or
-                                             facts.cgroup.startswith(path + "/"))
-
-
-@dataclass(frozen=True)
-class Group:
+    id: str
     name: str
-    members: tuple[Selector, ...]
-
-
-@dataclass(frozen=True)
-class Constraint:
-    members: tuple[Selector, ...]
-    allowed_nodes: frozenset[int] | None = None      # kernel node ids
-    prefer_ht: bool = False
-
-
-@dataclass(frozen=True)
-class GroupRules:
-    groups: tuple[Group, ...] = ()
-    constraints: tuple[Constraint, ...] = ()
-    shared_memory: bool = False
-    min_shared: int = DEFAULT_MIN_SHARED
-
-    @property
-    def needs_cgroup(self) -> bool:
-        return any(s.kind == "cgroup" for g in (*self.groups, *self.constraints)
-                   for s in g.members)
-
-
-@dataclass(frozen=True)
-class Facts:
-    """What selectors look at, for one client."""
-
-    pid: int | None
-    cmdline: str | None
-    names: tuple[str, ...]
-    cgroup: str | None          # cgroup v2 path without the leading "/"
-
-
-# --- the TOML tables -------------------------------------------------------------------------
-
-def parse_rules(raw: dict[str, Any], where: str) -> GroupRules:
-    groups = []
-    seen: set[str] = set()
-    for i, t in enumerate(_tables(raw, "groups", where)):
-        p = f"groups[{i}]."
-        _known(t, {"name", "members"}, p, where)
-        name = t.get("name")
-        if not isinstance(name, str) or not name.strip() or name.startswith(AUTO_PREFIX):
-            raise InputError(f"{p}name", name, f"expected a group name (not starting "
-                             f"with {AUTO_PREFIX!r})", where)
-        if name in seen:
-            raise InputError(f"{p}name", name, "duplicate group name", where)
-        seen.add(name)
-        groups.append(Group(name, _members(t, p, where)))
-    constraints = []
-    for i, t in enumerate(_tables(raw, "constraints", where)):
-        p = f"constraints[{i}]."
-        _known(t, {"members", "allowed_nodes", "prefer_ht"}, p, where)
-        ht = t.get("prefer_ht", False)
-        if not isinstance(ht, bool):
-            raise InputError(f"{p}prefer_ht", ht, "expected true or false", where)
-        constraints.append(Constraint(_members(t, p, where),
-                                      _nodes(t.get("allowed_nodes"), f"{p}allowed_nodes",
-                                             where), ht))
-    auto = raw.get("auto_groups", {})
-    if not isinstance(auto, dict):
-        raise InputError("auto_groups", auto, "expected a table ([auto_groups])", where)
-    _known(auto, {"shared_memory", "min_shared"}, "auto_groups.", where)
-    shm = auto.get("shared_memory", False)
-    if not isinstance(shm, bool):
-        raise InputError("auto_groups.shared_memory", shm, "expected true or false", where)
-    min_shared = parse_size(auto.get("min_shared", DEFAULT_MIN_SHARED),
-                            "auto_groups.min_shared", where)
-    return GroupRules(tuple(groups), tuple(constraints), shm, min_shared)
-
-
-def _tables(raw: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
-    v = raw.get(key, [])
-    if not isinstance(v, list) or not all(isinstance(t, dict) for t in v):
-        raise InputError(key, v, f"expected an array of tables ([[{key}]])", where)
-    return v
-
-
-def _known(t: dict[str, Any], keys: set[str], prefix: str, where: str) -> None:
-    for k in t:
-        if k not in keys:
-            raise InputError(f"{prefix}{k}", t[k], f"unknown key; expected one of "
-                             f"{', '.join(sorted(keys))}", where)
-
-
-def _members(t: dict[str, Any], p: str, where: str) -> tuple[Selector, ...]:
-    members = t.get("members")
-    if not isinstance(members, list) or not members:
-        raise InputError(f"{p}members", members, "expected a non-empty list of selectors "
-                         "such as 'cmdline:REGEX'", where)
-    return tuple(parse_selector(m, f"{p}members[{j}]", where) for j, m in enumerate(members))
-
-
-def parse_selector(text: object, name: str, where: str) -> Selector:
-    if not isinstance(text, str):
-        raise InputError(name, text, "expected a string such as 'cmdline:REGEX'", where)
-    kind, sep, arg = text.partition(":")
-    if not sep or kind not in SELECTOR_KINDS or not arg:
-        raise InputError(name, text, f"expected KIND:VALUE with KIND one of "
-                         f"{', '.join(SELECTOR_KINDS)}", where)
-    if kind == "pid":
-        if not arg.isdigit() or int(arg) <= 1:
-            raise InputError(name, text, "expected pid:N with N above 1", where)
-        return Selector(kind, str(int(arg)))
-    if kind == "cgroup":
-        if ".." in arg.split("/") or not arg.strip("/"):
-            raise InputError(name, text, "expected a cgroup path such as "
-                             "system.slice/db.service", where)
-        return Selector(kind, arg.strip("/"))
-    try:
-        return Selector(kind, arg, re.compile(arg))
-    except re.error as e:
-        raise InputError(name, text, f"bad regular expression: {e}", where) from None
-
-
-def _nodes(v: object, name: str, where: str) -> frozenset[int] | None:
-    if v is None:
-        return None
-    if isinstance(v, str):
-        try:
-            nodes = frozenset(parse_cpulist(v))
-        except Exception:
-            raise InputError(name, v, "expected node ids such as [0, 1] or \"0-1\"",
-                             where) from None
-    elif isinstance(v, list) and all(isinstance(n, int) and not isinstance(n, bool)
-                                     and n >= 0 for n in v):
-        nodes = frozenset(v)
-    else:
-        raise InputError(name, v, "expected node ids such as [0, 1] or \"0-1\"", where)
-    if not nodes:
-        raise InputError(name, v, "expected at least one node", where)
-    return nodes
+    labelled: bool
+    group: str
+    allowed_nodes: frozenset[int] | None
+    prefer_ht: bool
+    version: int
+    vm_id: str
 
 
 # --- labelling the tracked clients -----------------------------------------------------------
@@ -313,30 +171,6 @@ def _relabel(c: Tracked, **values: Any) -> None:
         for k, v in values.items():
             setattr(c, k, v)
         c.version += 1
-
-
-def shared_objects(data: bytes | str, min_size: int) -> dict[tuple[str, int], str]:
-    """/proc/PID/maps: the shared memory objects mapped writable and shared, with at
-    least ``min_size`` bytes mapped: (device, inode) -> path."""
-    if isinstance(data, bytes):
-        data = data.decode("utf-8", "replace")
-    size: dict[tuple[str, int], int] = {}
-    path: dict[tuple[str, int], str] = {}
-    for line in data.splitlines():
-        f = line.split(None, 5)
-        if len(f) < 6 or len(f[1]) < 4 or f[1][1] != "w" or f[1][3] != "s":
-            continue
-        name = f[5].removesuffix(" (deleted)")
-        if not name.startswith(SHM_PATHS):
-            continue
-        lo, _, hi = f[0].partition("-")
-        try:
-            key = (f[3], int(f[4]))
-            size[key] = size.get(key, 0) + int(hi, 16) - int(lo, 16)
-        except ValueError:
-            continue
-        path[key] = name
-    return {k: path[k] for k, n in size.items() if n >= min_size}
 
 
 def with_labels(model: Client, c: Tracked, topo: Topology) -> Client:

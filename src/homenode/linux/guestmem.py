@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from homenode.linux import procfs
 from homenode.linux.errors import SysError
 from homenode.linux.procfs import Mapping, Vma
+from homenode.linux.procmaps import parse_vmflags
 from homenode.linux.qemu import Backend, GuestLayout, GuestNode
 
 PAGE = 4096
@@ -151,24 +152,6 @@ def resolve(layout: GuestLayout, maps: list[Mapping],
         for b, r in zip(backends, cands, strict=False):
             out[b.id] = ((r.start, r.end),)
             used.add(r.start)
-    return out
-
-
-def parse_vmflags(data: bytes | str) -> dict[int, frozenset[str]]:
-    """``/proc/PID/smaps``: mapping start -> its ``VmFlags``."""
-    if isinstance(data, bytes):
-        data = data.decode("utf-8", "replace")
-    out: dict[int, frozenset[str]] = {}
-    start = None
-    for line in data.splitlines():
-        if line.startswith("VmFlags:"):
-            if start is not None:
-                out[start] = frozenset(line[8:].split())
-            continue
-        head = line.split(" ", 1)[0]
-        lo, sep, hi = head.partition("-")
-        if sep and all(c in "0123456789abcdef" for c in lo + hi) and lo and hi:
-            start = int(lo, 16)
     return out
 
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Protocol
@@ -27,15 +27,16 @@ import numpy as np
 
 from homenode.linux import affinity, cgroup, procfs, view
 from homenode.linux import numa_syscalls as default_sys
-from homenode.linux.actions import Result, apply_one, home_changes
+from homenode.linux.actions import ActionIo, HostStats, Result, apply_one, home_changes
 from homenode.linux.adopt import Keeper
 from homenode.linux.clients import CgroupClient, Ctx, ProcessClient, Tracked
 from homenode.linux.config import Config
 from homenode.linux.discovery import Discovery
-from homenode.linux.engine import Engine, absorb, shutdown
+from homenode.linux.engine import Engine, absorb, shutdown, submit
 from homenode.linux.errors import AccessDenied, ParseError, ProcessGone, SysError
 from homenode.linux.groups import with_labels
 from homenode.linux.guard import HOST, Guard
+from homenode.linux.kinds import kind_of
 from homenode.linux.state import StateFile
 from homenode.linux.sysfs import (
     NodeState,
@@ -45,7 +46,7 @@ from homenode.linux.sysfs import (
     read_online_cpus,
 )
 from homenode.linux.vmslice import new_process_client
-from homenode.model import Action, Client, Snapshot, Topology
+from homenode.model import Action, ActionResult, Client, Snapshot, Topology
 
 log = logging.getLogger("homenode.linux")
 # Keys of unreadable clients are remembered so they are not picked up again; past this
@@ -55,16 +56,6 @@ IGNORED_PRUNE_AT = 1024
 
 class Clock(Protocol):
     def now(self) -> float: ...
-
-
-@dataclass
-class HostStats:
-    pages_moved: int = 0
-    pages_failed: int = 0
-    errors: Counter = field(default_factory=Counter)      # kind of error -> count
-    dropped: int = 0        # clients gone (exited or PID reused)
-    adopted: int = 0        # clients whose home a previous daemon set, taken over
-    reused_during_action: int = 0   # PID found reused right after an action on it
 
 
 class LinuxHost:
@@ -94,6 +85,9 @@ class LinuxHost:
         self.ignored: set[object] = set()        # keys never to be picked up again
         self.unsettled: set[tuple[int, int]] = set()   # masks to repair (failed put-back)
         self.keeper = Keeper(state, proc_root, sys, clock.now, not self.dry_run, cgroup_root)
+        self.io = ActionIo(proc_root, sys, self.dry_run, cfg.daemon.migration == "bulk",
+                           self.stats, self.keeper, self.failed, self.guard.cooling,
+                           None if engine is None else partial(submit, self))
         self._ticks = 0
         # Every process is re-read once per scan_interval, a slice of them each tick.
         self._slots = max(1, round(cfg.daemon.scan_interval / cfg.daemon.interval))
@@ -135,20 +129,20 @@ class LinuxHost:
         self._scan(ctx, slot)
         for key, c in list(self.procs.items()):
             if not self.guard.cooling(key, now):
-                self._guard(c, key, lambda c=c: self._refresh_process(c, ctx, topo))
+                self._guard(c, key, lambda c=c: self._refresh(c, ctx, topo))
         for key, g in list(self.cgroups.items()):
             if not self.guard.cooling(key, now):
-                self._guard(g, key, lambda g=g: self._refresh_cgroup(g, ctx, topo))
+                self._guard(g, key, lambda g=g: self._refresh(g, ctx, topo))
         self.keeper.save(self._tracked())
         return self._build(now, topo, state.free_pages)
 
-    def apply(self, actions: list[Action]) -> list[Result]:
+    def apply(self, actions: list[Action]) -> list[ActionResult]:
         topo = self._topology
         ctx = self._ctx
         tracked = self._tracked()
         by_id: dict[str, Tracked] = {c.id: c for c in tracked}
         if topo is not None and ctx is not None:
-            self.keeper.write_ahead(home_changes(self, actions, by_id, topo, ctx.now),
+            self.keeper.write_ahead(home_changes(self.io, actions, by_id, topo, ctx.now),
                                     tracked)
         out = []
         for a in actions:
@@ -164,7 +158,7 @@ class LinuxHost:
             if wait:
                 out.append(Result(a, False, f"backing off after an error ({wait:.1f} s left)"))
                 continue
-            out.append(self._guard(c, key, lambda c=c, a=a: apply_one(self, c, a, topo, ctx),
+            out.append(self._guard(c, key, lambda c=c, a=a: apply_one(self.io, c, a, topo, ctx),
                                    on_error=lambda e, a=a: Result(a, False, str(e))))
         if self.keeper.pending:
             self.keeper.pending.clear()
@@ -179,20 +173,11 @@ class LinuxHost:
         """Put back every CPU affinity and cpuset.cpus changed; (clients, threads)."""
         shutdown(self)                  # no copy may run on while affinities go back
         clients = threads = 0
-        for c in list(self.procs.values()):
+        for c in self._tracked():
             try:
-                n = affinity.restore_process(c, self.proc, self.sys)
+                n = kind_of(c).restore(c, self.proc, self.sys)
             except SysError as e:
-                if not e.gone:
-                    log.warning("restore %s (%s): %s", c.name, c.id, e)
-                continue
-            clients += n > 0
-            threads += n
-        for g in list(self.cgroups.values()):
-            try:
-                n = affinity.restore_cgroup(g, self.proc, self.sys)
-            except SysError as e:
-                log.warning("restore %s (%s): %s", g.name, g.id, e)
+                log.warning("restore %s (%s): %s", c.name, c.id, e)
                 continue
             clients += n > 0
             threads += n
@@ -275,23 +260,16 @@ class LinuxHost:
                                    f"(further {kind} errors of this client not logged)")
 
     def _still_there(self, c: Tracked) -> bool:
-        if isinstance(c, ProcessClient):
-            try:
-                c.verify(self.proc)
-            except SysError:
-                return False
-            return True
-        return isinstance(c, CgroupClient) and c.path.is_dir()
+        return kind_of(c).still_there(c, self.proc)
 
     def _check_settled(self, c: Tracked) -> None:
         """After an error the threads' masks may disagree with the bookkeeping (an
         affinity change failed half-way and so did its put-back): if so, they are
         repaired at the client's next refresh.  Costs a few calls, on errors only."""
-        if not isinstance(c, ProcessClient) or c.key in self.unsettled or \
-                c.key not in self.procs or not c.managed:
+        if c.key in self.unsettled or c.key not in self.procs or not c.managed:
             return
         try:
-            ok = affinity.settled(c, self.proc, self.sys)
+            ok = kind_of(c).settled(c, self.proc, self.sys)
         except SysError:
             return
         if not ok:
@@ -348,7 +326,7 @@ class LinuxHost:
                      f", VM with {info.vcpus} vCPUs" if info.vm else "")
             if topo is not None:
                 self._guard(c, c.key, lambda c=c: self._adopted(
-                    c, self.keeper.found_process(c, topo)))
+                    c, self.keeper.found(c, topo)))
         for cg in found.cgroups:
             if cg.rel in self.ignored:
                 continue
@@ -361,7 +339,7 @@ class LinuxHost:
             log.info("client %s (%s): child of %s", g.name, g.id, cg.path.parent.name)
             if topo is not None:
                 self._guard(g, g.key, lambda g=g: self._adopted(
-                    g, self.keeper.found_cgroup(g, topo)))
+                    g, self.keeper.found(g, topo)))
         for i, g in enumerate(self.cgroups.values()):
             if i % slot[0] == slot[1]:
                 self._guard(g, g.key, lambda g=g: g.refresh_members(ctx))
@@ -390,9 +368,10 @@ class LinuxHost:
         self.warn_once(c.id, "unreadable", f"{c.name} ({c.id}): cannot read it ({e}); "
                                            f"not managed")
 
-    def _refresh_process(self, c: ProcessClient, ctx: Ctx, topo: Topology) -> None:
+    def _refresh(self, c: Tracked, ctx: Ctx, topo: Topology) -> None:
+        kind = kind_of(c)
         if c.key in self.unsettled and not self.dry_run:
-            affinity.resettle(c, self.proc, self.sys)    # before the binding check
+            kind.resettle(c, self.proc, self.sys)    # before the binding check
             self.unsettled.discard(c.key)
         try:
             c.refresh(ctx)
@@ -401,25 +380,7 @@ class LinuxHost:
             return
         if self.dry_run or not c.managed or c.home is None:
             return
-        cpus = self._node_cpus(topo, c.home)
-        if cpus and c.set_cpus != cpus:
-            affinity.set_process_home(c, cpus, self.proc, self.sys)   # CPUs came or went
-        else:
-            affinity.follow_new_threads(c, self.proc, self.sys)
-
-    def _refresh_cgroup(self, g: CgroupClient, ctx: Ctx, topo: Topology) -> None:
-        try:
-            g.refresh(ctx)
-        except AccessDenied as e:
-            self._unreadable(g, e)
-            return
-        if self.dry_run or not g.managed or g.home is None:
-            return
-        cpus = self._node_cpus(topo, g.home)
-        if cpus and g.set_cpus != cpus:
-            affinity.set_cgroup_home(g, cpus, self.proc, self.sys)
-        else:
-            affinity.follow_cgroup_members(g, self.proc, self.sys)
+        kind.keep_home(c, self._node_cpus(topo, c.home), self.io)
 
     @staticmethod
     def _node_cpus(topo: Topology, node_id: int) -> frozenset[int]:

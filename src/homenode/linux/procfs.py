@@ -387,3 +387,22 @@ def bound_fraction(vmas: list[Vma]) -> float:
 def unescape_path(path: str) -> str:
     r"""numa_maps/maps octal escapes (``\040`` = space) back to characters."""
     return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), path)
+
+
+# --- /proc/stat (homenode place samples CPU load) ---------------------------------------------
+
+def parse_proc_stat(text: str) -> dict[int, tuple[int, int]]:
+    """``cpuN`` lines of /proc/stat -> {cpu: (busy ticks, total ticks)}."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("cpu") and line[3:4].isdigit():
+            f = line.split()
+            # user nice system idle iowait irq softirq steal: eight counters since 2.6.11
+            if len(f) < 9 or not f[0][3:].isdigit() or not all(
+                    x.isascii() and x.isdigit() for x in f[1:9]):
+                raise ParseError(f"/proc/stat: bad cpu line {line[:80]!r}")
+            v = [int(x) for x in f[1:9]]
+            total = sum(v)
+            idle = v[3] + v[4]                 # idle + iowait
+            out[int(f[0][3:])] = (total - idle, total)
+    return out

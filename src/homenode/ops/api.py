@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from homenode.errors import HomenodeError, InputError
+from homenode.inputs import Table
 from homenode.ops.status import SCHEMA_VERSION, StatusRecorder
 
 SOCKET_ENV = "HOMENODE_SOCKET"
@@ -104,22 +105,20 @@ def handle_request(rec: StatusRecorder, line: bytes, control: Any = None) -> dic
         if not isinstance(req, dict):
             raise InputError("request", req, "expected a JSON object such as "
                              '{"get": "status"}')
-        what = req.get("get")
-        if what in CONTROL_REQUESTS:
-            unknown = sorted(set(req) - {"get", "pid"})
-            if unknown:
-                raise InputError(f"request.{unknown[0]}", req[unknown[0]], "unknown field")
+        t = Table(req, "request.", None)      # the same checked reads as every input
+        what = t.raw("get", None)
+        if isinstance(what, str) and what in CONTROL_REQUESTS:
+            pid = t.raw("pid", None)
+            t.done()
             if control is None:
-                raise InputError("request.get", what, "only a running daemon takes "
-                                 "include/exclude")
-            return {"ok": True, "data": control.request(what, req.get("pid"))}
+                raise t.fail("get", what, "only a running daemon takes include/exclude")
+            return {"ok": True, "data": control.request(what, pid)}
         handler = REQUESTS.get(what) if isinstance(what, str) else None
         if handler is None:
-            raise InputError("request.get", what, f"unknown request; choose from "
-                             f"{', '.join([*REQUESTS, *CONTROL_REQUESTS])}")
-        unknown = sorted(set(req) - {"get", "client"})
-        if unknown:
-            raise InputError(f"request.{unknown[0]}", req[unknown[0]], "unknown field")
+            raise t.fail("get", what, f"unknown request; choose from "
+                         f"{', '.join([*REQUESTS, *CONTROL_REQUESTS])}")
+        t.raw("client", None)
+        t.done()
         return {"ok": True, "data": handler(rec, req)}
     except HomenodeError as e:
         return {"ok": False, "error": _one_line(str(e))}
@@ -238,8 +237,8 @@ class StatusServer:
             self._server.server_activate()
         except OSError as e:
             self._server.server_close()
-            raise HomenodeError(f"{self.path}: cannot serve the status API: "
-                                f"{e.strerror or e}") from None
+            raise InputError("--socket", str(self.path), f"cannot serve the status API "
+                             f"there: {e.strerror or e}") from None
         self._inode = os.stat(self.path).st_ino
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         args=(SHUTDOWN_POLL_S,), name="homenode-api",
@@ -273,7 +272,11 @@ def _prepare(path: Path) -> None:
 
     A live one -- another homenode answering there -- is an error, not replaced."""
     if not path.parent.exists():
-        path.parent.mkdir(parents=True, mode=0o700)
+        try:
+            path.parent.mkdir(parents=True, mode=0o700)
+        except OSError as e:
+            raise InputError("--socket", str(path), f"cannot create its directory: "
+                             f"{e.strerror or e}") from None
     try:
         st = os.lstat(path)
     except FileNotFoundError:

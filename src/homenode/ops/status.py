@@ -26,6 +26,7 @@ import numpy as np
 from homenode import __version__
 from homenode.model import (
     Action,
+    ActionResult,
     Considered,
     Decision,
     MigratePages,
@@ -94,7 +95,8 @@ class StatusRecorder:
         """Mark the start of a tick (``TimedHost`` calls it from ``snapshot()``)."""
         self._tick_start = time.perf_counter()
 
-    def decision(self, snap: Snapshot, decision: Decision, applied: list[Any]) -> None:
+    def decision(self, snap: Snapshot, decision: Decision,
+                 applied: list[ActionResult]) -> None:
         results = list(applied) + [None] * (len(decision.actions) - len(applied))
         with self._lock:
             per_client: dict[str, dict[str, Any]] = {}
@@ -128,9 +130,9 @@ class StatusRecorder:
 
     # --- bookkeeping -------------------------------------------------------------------
 
-    def _count(self, now: float, a: Action, result: Any,
+    def _count(self, now: float, a: Action, result: ActionResult | None,
                per_client: dict[str, dict[str, Any]]) -> None:
-        ok = bool(getattr(result, "ok", True))
+        ok = result.ok if result is not None else True
         row = action_row(now, a, ok)
         if isinstance(a, SetHome):
             self._actions.append(row)
@@ -145,7 +147,7 @@ class StatusRecorder:
             # summed per route instead of filling the decision history.
             # A host that reports the pages it really moved (Linux: ``Result.moved``)
             # is believed; otherwise the grant counts (the simulator moves all of it).
-            moved = getattr(result, "moved", None)
+            moved = result.moved if result is not None else None
             pages = int(moved) if isinstance(moved, int) else int(a.pages)
             if moved is not None:
                 row["moved"] = pages
@@ -325,7 +327,7 @@ class TimedHost:
         self.recorder.tick_started()
         return self.host.snapshot()
 
-    def apply(self, actions: list[Action]) -> list[Any]:
+    def apply(self, actions: list[Action]) -> list[ActionResult]:
         return self.host.apply(actions)
 
     def next_wakeup(self) -> float | None:

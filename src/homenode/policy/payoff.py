@@ -33,6 +33,7 @@ import numpy as np
 
 from homenode.costmodel import expected_delivered, memory_efficiency, remote_seconds
 from homenode.model import Reason
+from homenode.policy.groupgain import affinity_gain
 from homenode.policy.moves import Moves, View
 from homenode.units import GIB, PAGE_SIZE
 
@@ -128,7 +129,6 @@ def payoff(v: View, m: Moves) -> Payoff:
         gib = gib + np.where(has, gj, 0.0)
         secs = np.maximum(secs, np.where(has, tj, 0.0))
     if (v.aff >= 0).any():
-        from homenode.policy.rules import affinity_gain  # rules imports this module
         far = float(v.lat.max())
         rate = rate + s.cost_comm_intensity * r_i * (far - 1.0) * affinity_gain(v, m)
     # expected stay: until the drift or wander of the two nodes' demand erases the slack

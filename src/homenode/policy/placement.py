@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from homenode.model import Considered, Decision, Reason, SetHome, Snapshot
+from homenode.model import LOCAL_DISTANCE, Considered, Decision, Reason, SetHome, Snapshot
 from homenode.settings import Settings
 
 CLOSENESS_SCALE = 0.05   # headroom per SLIT unit (x wide_distance_weight)
@@ -34,12 +34,15 @@ MEMORY_PULL = 1.0        # x CLOSENESS_SCALE per SLIT unit between a node and th
 MEMORY_STAY = 0.5        # headroom a node earns for holding all of that memory: staying
                          # copies nothing
 OVERLOAD_PENALTY = 4.0   # overcommitted cores cost this much more than spare cores earn
+CORE_EPS = 1e-9          # cores: sums of float reservations that "fit" within rounding
+SCORE_EPS = 1e-12        # a wide VM's layout must beat the best so far by more than rounding
 
 
 def headroom(cores: np.ndarray, used_cores: np.ndarray, mem_pages: np.ndarray,
              free_pages: np.ndarray, cpu: float, mem: int, mem_weight: float) -> np.ndarray:
     """Score per node of placing a client needing ``cpu`` cores and ``mem`` pages there."""
-    cpu_head = np.where(cores > 0, (cores - used_cores - cpu) / np.maximum(cores, 1e-9), -np.inf)
+    cpu_head = np.where(cores > 0, (cores - used_cores - cpu) / np.maximum(cores, CORE_EPS),
+                        -np.inf)
     cpu_head = np.where(cpu_head < 0, OVERLOAD_PENALTY * cpu_head, cpu_head)
     mem_head = np.where(mem_pages > 0, (free_pages - mem) / np.maximum(mem_pages, 1), -1.0)
     return cpu_head + mem_weight * mem_head
@@ -107,9 +110,9 @@ def _scores(snap: Snapshot, s: Settings, book: _Ledger, i: int, cpu: np.ndarray,
     if resident.sum() > 0:
         frac = resident / resident.sum()
         score = (score + MEMORY_STAY * frac
-                 - CLOSENESS_SCALE * MEMORY_PULL * (topo.distance @ frac - 10.0))
+                 - CLOSENESS_SCALE * MEMORY_PULL * (topo.distance @ frac - LOCAL_DISTANCE))
     allowed = snap.vectors().allowed[i]
-    fits = allowed & (book.reserved + c.reservation <= topo.cores + 1e-9)
+    fits = allowed & (book.reserved + c.reservation <= topo.cores + CORE_EPS)
     return np.where(fits if fits.any() else allowed, score, -np.inf)
 
 
@@ -121,7 +124,7 @@ def _place_one(snap: Snapshot, s: Settings, book: _Ledger, i: int, home: np.ndar
     if vm[i] >= 0:
         sib = np.flatnonzero((vm == vm[i]) & (home >= 0))
         if sib.size:
-            dist = snap.topology.distance[:, home[sib]].mean(axis=1) - 10.0
+            dist = snap.topology.distance[:, home[sib]].mean(axis=1) - LOCAL_DISTANCE
             score = score - CLOSENESS_SCALE * s.wide_distance_weight * dist
     return int(np.argmax(score))
 
@@ -139,7 +142,8 @@ def _place_set(snap: Snapshot, s: Settings, book: _Ledger, group: list[int],
         for j in group:
             score = _scores(snap, s, trial, j, cpu, need)
             # near the anchor first; each SLIT unit away costs like a slice's closeness
-            score = score - CLOSENESS_SCALE * s.wide_distance_weight * (dist[anchor] - 10.0)
+            away = dist[anchor] - LOCAL_DISTANCE
+            score = score - CLOSENESS_SCALE * s.wide_distance_weight * away
             if nodes:
                 score[nodes] -= OVERLOAD_PENALTY   # one slice per node while others fit
             k = int(np.argmax(score))
@@ -148,7 +152,7 @@ def _place_set(snap: Snapshot, s: Settings, book: _Ledger, group: list[int],
             nodes.append(k)
             total += float(score[k])
             trial.take(k, float(cpu[j]), snap.clients[j].reservation, int(need[j]))
-        if len(nodes) == len(group) and (best is None or total > best[0] + 1e-12):
+        if len(nodes) == len(group) and (best is None or total > best[0] + SCORE_EPS):
             best = (total, nodes)
     if best is None:
         return [int(np.argmax(_scores(snap, s, book, j, cpu, need))) for j in group]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from homenode.model import Reason
+from homenode.policy.groupgain import affinity_gain, closeness_gain
 from homenode.policy.moves import Moves, View
 from homenode.policy.payoff import does_not_pay, payoff
 
@@ -133,46 +134,6 @@ def locality_gain(v: View, m: Moves) -> np.ndarray:
     p = np.maximum(m.partner, 0)
     g = g + np.where(has, v.mem_frac[p, m.src] - v.mem_frac[p, m.dst], 0.0)
     return 100.0 * g
-
-
-def _group_gain(v: View, group: np.ndarray, i: np.ndarray, frm: int, to: int,
-                counts: np.ndarray, per: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
-    g = group[i]
-    ok = g >= 0
-    if not ok.any():
-        return np.zeros(i.size)
-    rows = counts[np.maximum(g, 0)].astype(float)
-    rows[np.arange(i.size), frm] -= 1          # the client itself
-    return np.where(ok, per(rows, to) - per(rows, frm), 0.0)
-
-
-def affinity_gain(v: View, m: Moves) -> np.ndarray:
-    """Share of the client's group that it would sit with, gained by the move."""
-    if (v.aff < 0).all():
-        return np.zeros(m.idx.size)
-    counts = v.group_counts(v.aff)
-
-    def share(rows: np.ndarray, node: int) -> np.ndarray:
-        return rows[:, node] / np.maximum(rows.sum(axis=1), 1.0)
-
-    g = _group_gain(v, v.aff, m.idx, m.src, m.dst, counts, share)
-    if m.swaps:
-        has = m.partner >= 0
-        g = g + np.where(has, _group_gain(v, v.aff, np.maximum(m.partner, 0), m.dst, m.src,
-                                          counts, share), 0.0)
-    return g
-
-
-def closeness_gain(v: View, m: Moves) -> np.ndarray:
-    """SLIT distance to the client's vNUMA siblings saved by the move (mean)."""
-    if (v.vm < 0).all():
-        return np.zeros(m.idx.size)
-    counts = v.group_counts(v.vm)
-
-    def mean_dist(rows: np.ndarray, node: int) -> np.ndarray:
-        return rows @ v.distance[node] / np.maximum(rows.sum(axis=1), 1.0)
-
-    return -_group_gain(v, v.vm, m.idx, m.src, m.dst, counts, mean_dist)
 
 
 def score(v: View, m: Moves) -> np.ndarray:

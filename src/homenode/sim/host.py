@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from homenode.costmodel import memory_efficiency
-from homenode.cpu import share_cpu
+from homenode.cpu import pooled_share, share_cpu
 from homenode.model import (
     Action,
+    ActionResult,
     MigratePages,
     Reason,
     SetHome,
@@ -29,7 +29,6 @@ from homenode.model import (
     client_arrays,
     group_index,
 )
-from homenode.policy.load import pooled_share
 from homenode.sim.bound import cut_masks, tick_bound
 from homenode.sim.costs import copy_cpu, daemon_cpu, task_move_cpu, work_cpu
 from homenode.sim.demand import DemandTable
@@ -40,13 +39,9 @@ from homenode.units import PAGE_SIZE
 _START, _STOP, _DEMAND, _DEMAND_ON_NODE = 0, 1, 2, 3
 
 
-@dataclass
-class Applied:
-    """What happened to one action: applied, or refused and why."""
-
-    action: Action
-    ok: bool
-    note: str = ""
+# The one typed result of every host; the simulator moves a page grant whole, so its
+# ``moved`` is None (homenode.model.ActionResult).
+Applied = ActionResult
 
 
 class SimHost:
@@ -158,7 +153,7 @@ class SimHost:
                         self.received[idx].copy(), self.pages[idx].copy(),
                         self.topo.mem_pages - used, self.pools)
 
-    def apply(self, actions: list[Action]) -> list[Applied]:
+    def apply(self, actions: list[Action]) -> list[ActionResult]:
         """Apply actions in order.  MigratePages for a client replaces the page moves
         still pending for it (a policy grants a budget per decision); a home change
         abandons the moves in flight toward the old home."""

@@ -18,16 +18,30 @@ from typing import Any
 import numpy as np
 
 from homenode.errors import InputError
+from homenode.inputs import (
+    MAX_CLIENT_NODE_CELLS,
+    MAX_CLIENTS,
+    MAX_CPUS,
+    MAX_DURATION,
+    MAX_NODES,
+    MAX_VCPUS,
+    Table,
+    warn,
+)
 from homenode.model import Client, Pool, Topology
+from homenode.settings import Settings
 from homenode.sim.costs import Costs, parse_costs
 from homenode.sim.demand import KINDS, Curve
 from homenode.sim.profiles import PROFILES, HostMemory, parse_profile
 from homenode.sim.traces import trace_clients
-from homenode.units import GIB, PAGE_SIZE, parse_duration, parse_size
+from homenode.units import GIB, PAGE_SIZE
 from homenode.vnuma import slices_needed, split
 
 DEFAULT_SCENARIO = "burst"
 EVENT_MERGE = 2.0   # s: workload changes closer than this count as one event
+MAX_THREADS_PER_CORE = 8   # SMT8 (POWER) is the most any CPU has
+MAX_DISTANCE = 254         # a SLIT entry is one byte; 255 means unreachable
+MAX_SHARES = 1 << 40       # ESXi-style shares: far above 1000 per vCPU x MAX_VCPUS
 
 
 @dataclass(frozen=True)
@@ -128,27 +142,38 @@ def parse(text: str, where: str) -> Scenario:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise InputError("toml", where, f"not valid TOML: {e}") from None
+    if not doc:
+        raise InputError("scenario", where, "is empty: give at least a [host] or "
+                         "[[clients]] table (see the README's scenario format)")
     t = Table(doc, "", where)
     seed = t.int("seed", 1, lo=0)
     rng = np.random.default_rng(seed)
     host = parse_host(t.sub("host"))
-    duration = t.duration("duration", 300.0)
-    if duration <= 0:
-        raise InputError("duration", doc.get("duration"), "must be positive", where)
+    duration = t.duration("duration", 300.0, positive=True)
     pools = parse_pools(t)
     clients = parse_clients(t, host, rng, {p.name for p in pools})
     # [[traces]]: clients whose demand (and memory) comes from real trace files.
-    clients += trace_clients(t, duration, {c.client.id for c in clients})
+    clients += [ClientSpec(tc.client, tc.curve, tc.start, math.inf, tc.mem_intensity)
+                for tc in trace_clients(t, duration, {c.client.id for c in clients})]
     ids = [c.client.id for c in clients]
     events = tuple(parse_event(e, ids, host.topology.n) for e in t.list("events"))
     settings = t.raw("settings", {})
     if not isinstance(settings, dict):
         raise InputError("settings", settings, "must be a table", where)
+    Settings.from_mapping(settings, where=where)   # refused here, before anything runs
     expect_t = t.sub("expect")
     expect = {k: expect_t.float(k, 0.0) for k in list(expect_t.data)}
     name = t.str("name", Path(where).stem)
     desc = t.str("description", "")
     t.done()
+    if not clients:
+        warn(f"{where}: no [[clients]] or [[traces]]: the simulated host stays idle")
+    late = [f"events[{i}].at = {e.at:g} s" for i, e in enumerate(events) if e.at >= duration]
+    late += [f"client {c.client.id} starts at {c.start:g} s" for c in clients
+             if c.start >= duration][:1]
+    if late:
+        warn(f"{where}: {late[0]}, after the scenario's duration ({duration:g} s): it never "
+             "happens")
     return Scenario(name, desc, duration, seed, host, tuple(clients), events, pools, settings,
                     expect, where)
 
@@ -160,8 +185,9 @@ def parse_pools(t: Table) -> tuple[Pool, ...]:
         if not name or any(p.name == name for p in pools):
             raise InputError(f"{pt.prefix}name", name, "must be a unique, non-empty name",
                              pt.where)
-        pool = Pool(name, pt.str("parent", ""), pt.int("shares", 1000, lo=1),
-                    pt.float("reservation", 0.0, lo=0.0), pt.float("limit", math.inf, lo=0.0))
+        pool = Pool(name, pt.str("parent", ""), pt.int("shares", 1000, lo=1, hi=MAX_SHARES),
+                    pt.float("reservation", 0.0, lo=0.0, hi=MAX_CPUS),
+                    pt.float("limit", math.inf, lo=0.0, allow_inf=True))
         pt.done()
         pools.append(pool)
     names = {p.name for p in pools}
@@ -178,31 +204,42 @@ def parse_pools(t: Table) -> tuple[Pool, ...]:
 
 
 def parse_host(t: Table) -> HostSpec:
-    sockets = t.int("sockets", 0, lo=0)
+    # Every dimension is bounded before anything is allocated: a host the simulator
+    # cannot hold is refused here, not by the kernel's OOM killer.
+    sockets = t.int("sockets", 0, lo=0, hi=MAX_NODES)
     if sockets:
-        per_socket = t.int("nodes_per_socket", 1, lo=1)
+        per_socket = t.int("nodes_per_socket", 1, lo=1, hi=MAX_NODES)
         nodes = sockets * per_socket
+        if nodes > MAX_NODES:
+            raise InputError("host.nodes_per_socket", per_socket,
+                             f"{sockets} sockets x {per_socket} nodes is more than "
+                             f"{MAX_NODES} nodes", t.where)
     else:
-        nodes = t.int("nodes", 2, lo=1)
+        nodes = t.int("nodes", 2, lo=1, hi=MAX_NODES)
         per_socket = 1
-    cores = t.float("cores_per_node", 8.0, lo=0.0)
-    tpc = t.int("threads_per_core", 1, lo=1)
+    cores = t.float("cores_per_node", 8.0, lo=0.0, hi=MAX_CPUS)
+    tpc = t.int("threads_per_core", 1, lo=1, hi=MAX_THREADS_PER_CORE)
+    if nodes * round(cores * tpc) > MAX_CPUS:
+        raise InputError("host.cores_per_node", t.data.get("cores_per_node", cores),
+                         f"{nodes} nodes x {cores:g} cores x {tpc} threads is more than "
+                         f"{MAX_CPUS} CPUs", t.where)
     mem = t.size("memory_per_node", 32 * GIB)
     prof = parse_profile(t, nodes)
-    local = t.int("distance_local", 10, lo=10)
-    near = t.int("distance_socket", prof.socket_distance, lo=10)
-    far = t.int("distance_remote", prof.remote_distance, lo=10)
+    local = t.int("distance_local", 10, lo=10, hi=MAX_DISTANCE)
+    near = t.int("distance_socket", prof.socket_distance, lo=10, hi=MAX_DISTANCE)
+    far = t.int("distance_remote", prof.remote_distance, lo=10, hi=MAX_DISTANCE)
     if "distances" in t.data:
-        d = np.asarray(t.raw("distances", None), dtype=object)
+        d = t.raw("distances", None)
         try:
             dist = np.asarray(d, dtype=np.int64)
-        except (TypeError, ValueError):
-            raise InputError("host.distances", d.tolist(), "must be a matrix of integers",
+        except (TypeError, ValueError, OverflowError):
+            raise InputError("host.distances", d, "must be a matrix of integers",
                              t.where) from None
-        if dist.shape != (nodes, nodes) or (np.diag(dist) != 10).any() or (dist < 10).any():
+        if dist.shape != (nodes, nodes) or (np.diag(dist) != 10).any() or (dist < 10).any() \
+                or (dist > MAX_DISTANCE).any():
             raise InputError("host.distances", dist.tolist(),
                              f"must be a {nodes}x{nodes} matrix with 10 on the diagonal "
-                             "and no entry below 10", t.where)
+                             f"and entries from 10 to {MAX_DISTANCE}", t.where)
     else:
         sock = np.arange(nodes) // per_socket
         dist = np.where(sock[:, None] == sock[None, :], near, far)
@@ -210,9 +247,9 @@ def parse_host(t: Table) -> HostSpec:
     topo = prof.topology(Topology.uniform(nodes, cores, mem, tpc, dist))
     spec = HostSpec(
         topo,
-        migration_bandwidth=t.size("migration_bandwidth", GIB),
-        migration_cpu_per_gib=t.float("migration_cpu_per_gib", 0.25, lo=0.0),
-        remote_latency=t.float("remote_latency", 1.6, lo=1.0),
+        migration_bandwidth=t.size("migration_bandwidth", GIB, lo=1),
+        migration_cpu_per_gib=t.float("migration_cpu_per_gib", 0.25, lo=0.0, hi=1000.0),
+        remote_latency=t.float("remote_latency", 1.6, lo=1.0, hi=100.0),
         tick=t.duration("tick", 0.1),
         costs=parse_costs(t.sub("costs")),
         memory=prof.memory,
@@ -227,28 +264,34 @@ def parse_curve(t: Table) -> Curve:
     kind = t.str("kind", "constant")
     if kind not in KINDS:
         raise InputError(f"{t.prefix}kind", kind, f"must be one of {', '.join(KINDS)}", t.where)
-    c = Curve(kind=kind, cpu=t.float("cpu", 1.0, lo=0.0))
+    c = Curve(kind=kind, cpu=t.float("cpu", 1.0, lo=0.0, hi=MAX_VCPUS))
     if kind == "step":
-        c = Curve(kind, c.cpu, to=t.float("to", 0.0, lo=0.0), at=t.duration("at", 0.0))
+        # A step without its level or its time would be a constant in disguise.
+        for key in ("cpu", "to", "at"):
+            if key not in t.data:
+                raise InputError(f"{t.prefix}{key}", None, "is missing: a step demand needs "
+                                 "cpu, to and at", t.where)
+        c = Curve(kind, c.cpu, to=t.float("to", 0.0, lo=0.0, hi=MAX_VCPUS),
+                  at=t.duration("at", 0.0))
     elif kind == "periodic":
-        period = t.duration("period", 60.0)
-        if period <= 0:
-            raise InputError(f"{t.prefix}period", period, "must be positive", t.where)
-        c = Curve(kind, c.cpu, amplitude=t.float("amplitude", 0.0, lo=0.0), period=period,
-                  phase=t.float("phase", 0.0))
+        period = t.duration("period", 60.0, positive=True)
+        c = Curve(kind, c.cpu, amplitude=t.float("amplitude", 0.0, lo=0.0, hi=MAX_VCPUS),
+                  period=period, phase=t.float("phase", 0.0, lo=-1e6, hi=1e6))
     elif kind == "random_walk":
-        lo = t.float("min", 0.0, lo=0.0)
-        hi = t.float("max", math.inf, lo=lo)
-        c = Curve(kind, c.cpu, sigma=t.float("sigma", 0.1, lo=0.0), lo=lo, hi=hi)
+        lo = t.float("min", 0.0, lo=0.0, hi=MAX_VCPUS)
+        hi = t.float("max", math.inf, lo=lo, allow_inf=True)
+        c = Curve(kind, c.cpu, sigma=t.float("sigma", 0.1, lo=0.0, hi=MAX_VCPUS), lo=lo,
+                  hi=hi)
     elif kind == "trace":
         values = t.raw("values", None)
         if not isinstance(values, list) or not values or not all(
-                isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
-                for v in values):
+                isinstance(v, int | float) and not isinstance(v, bool) and
+                0 <= v <= MAX_VCPUS for v in values):
             raise InputError(f"{t.prefix}values", values,
-                             "must be a non-empty list of non-negative numbers", t.where)
+                             f"must be a non-empty list of numbers from 0 to {MAX_VCPUS}",
+                             t.where)
         c = Curve(kind, c.cpu, values=tuple(float(v) for v in values),
-                  step=t.duration("step", 300.0))
+                  step=t.duration("step", 300.0, positive=True))
     t.done()
     return c
 
@@ -260,11 +303,11 @@ def parse_clients(t: Table, host: HostSpec, rng: np.random.Generator,
     for ct in t.list("clients"):
         count = ct.int("count", 1, lo=1, hi=100_000)
         pattern = ct.str("name", "vm{i}" if count > 1 else f"vm{len(out)}")
-        vcpus = ct.int("vcpus", 1, lo=1, hi=4096)
+        vcpus = ct.int("vcpus", 1, lo=1, hi=MAX_VCPUS)
         mem = ct.size("memory", GIB)
-        shares = ct.int("shares", 0, lo=0)
-        reservation = ct.float("reservation", 0.0, lo=0.0)
-        limit = ct.float("limit", math.inf, lo=0.0)
+        shares = ct.int("shares", 0, lo=0, hi=MAX_SHARES)
+        reservation = ct.float("reservation", 0.0, lo=0.0, hi=MAX_VCPUS)
+        limit = ct.float("limit", math.inf, lo=0.0, allow_inf=True)
         pool = ct.str("pool", "")
         if pool and pool not in pools:
             raise InputError(f"{ct.prefix}pool", pool, "no such pool (see [[pools]])", ct.where)
@@ -277,7 +320,7 @@ def parse_clients(t: Table, host: HostSpec, rng: np.random.Generator,
         start_home = ct.node("start_home", nodes)
         memory_on = ct.node("memory_on", nodes)
         wide = ct.bool("numa_split", True)
-        max_per_node = ct.int("max_vcpus_per_node", 0, lo=0)
+        max_per_node = ct.int("max_vcpus_per_node", 0, lo=0, hi=MAX_VCPUS)
         intensity = ct.float("mem_intensity", 0.5, lo=0.0, hi=1.0)
         touch = ct.size("touch_rate", 2 * GIB)
         start = ct.duration("start", 0.0)
@@ -290,6 +333,15 @@ def parse_clients(t: Table, host: HostSpec, rng: np.random.Generator,
             raise InputError(f"{ct.prefix}reservation", reservation,
                              f"exceeds the client's {vcpus} vCPUs", ct.where)
         ct.done()
+        if start + (count - 1) * every > MAX_DURATION:
+            raise InputError(f"{ct.prefix}start_every", ct.data.get("start_every", every),
+                             f"the last of {count} copies would start after "
+                             f"{MAX_DURATION / 86400:g} days", ct.where)
+        _fits_host(ct, host, vcpus, mem)
+        if len(out) + count > MAX_CLIENTS or (len(out) + count) * nodes > MAX_CLIENT_NODE_CELLS:
+            raise InputError(f"{ct.prefix}count", count,
+                             f"the scenario would have more than {_client_bound(nodes)} "
+                             f"clients on {nodes} nodes", ct.where)
         for i in range(count):
             try:
                 name = pattern.format(i=i)
@@ -317,6 +369,24 @@ def parse_clients(t: Table, host: HostSpec, rng: np.random.Generator,
     return out
 
 
+def _client_bound(nodes: int) -> int:
+    return min(MAX_CLIENTS, MAX_CLIENT_NODE_CELLS // nodes)
+
+
+def _fits_host(ct: Table, host: HostSpec, vcpus: int, mem: int) -> None:
+    """A VM needing more memory than the whole host cannot run (the simulator would cap
+    its pages in silence); more vCPUs than CPUs only time-shares, so it is a warning."""
+    topo = host.topology
+    total = int(topo.mem_pages.sum()) * PAGE_SIZE
+    if mem > total:
+        raise InputError(f"{ct.prefix}memory", ct.data.get("memory", mem),
+                         f"more than the whole host's memory ({total / GIB:g} GiB)", ct.where)
+    cpus = sum(len(c) for c in topo.cpus)
+    if vcpus > cpus:
+        warn(f"{ct.where}: {ct.prefix}vcpus = {vcpus} is more than the host's {cpus} CPUs; "
+             "its vCPUs time-share")
+
+
 def parse_event(t: Table, ids: list[str], nodes: int) -> Event:
     at = t.duration("at", 0.0)
     if "on_node" in t.data:
@@ -339,96 +409,6 @@ def parse_event(t: Table, ids: list[str], nodes: int) -> Event:
     curve = parse_curve(t.sub("demand"))
     t.done()
     return Event(at, chosen, curve)
-
-
-# --- a checked view of one TOML table ---------------------------------------------------
-
-_MISSING = object()
-
-
-class Table:
-    """Typed reads from a TOML table that name the field on error and reject unknown keys."""
-
-    def __init__(self, data: Any, prefix: str, where: str):
-        if not isinstance(data, dict):
-            raise InputError(prefix.rstrip(".") or "document", data, "must be a table", where)
-        self.data, self.prefix, self.where = data, prefix, where
-        self.used: set[str] = set()
-
-    def raw(self, key: str, default: Any) -> Any:
-        self.used.add(key)
-        return self.data.get(key, default)
-
-    def _num(self, key: str, default: Any, kind: type, lo: float | None, hi: float | None):
-        v = self.raw(key, default)
-        if isinstance(v, bool) or not isinstance(v, int | float) or (
-                kind is int and not isinstance(v, int)):
-            what = "an integer" if kind is int else "a number"
-            raise InputError(self.prefix + key, v, f"expected {what}", self.where)
-        if (lo is not None and v < lo) or (hi is not None and v > hi) or v != v:
-            rng = f"at least {lo}" if hi is None else f"between {lo} and {hi}"
-            raise InputError(self.prefix + key, v, f"must be {rng}", self.where)
-        return kind(v)
-
-    def int(self, key: str, default: int, lo: int | None = None, hi: int | None = None) -> int:
-        return self._num(key, default, int, lo, hi)
-
-    def float(self, key: str, default: float, lo: float | None = None,
-              hi: float | None = None) -> float:
-        return self._num(key, default, float, lo, hi)
-
-    def str(self, key: str, default: str) -> str:
-        v = self.raw(key, default)
-        if not isinstance(v, str):
-            raise InputError(self.prefix + key, v, "expected a string", self.where)
-        return v
-
-    def size(self, key: str, default: int) -> int:
-        return parse_size(self.raw(key, default), self.prefix + key, self.where)
-
-    def duration(self, key: str, default: float) -> float:
-        return parse_duration(self.raw(key, default), self.prefix + key, self.where)
-
-    def bool(self, key: str, default: bool) -> bool:
-        v = self.raw(key, default)
-        if not isinstance(v, bool):
-            raise InputError(self.prefix + key, v, "expected true or false", self.where)
-        return v
-
-    def node(self, key: str, n: int) -> int | None:
-        v = self.raw(key, None)
-        if v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < n:
-            raise InputError(self.prefix + key, v, f"must be a node index 0..{n - 1}",
-                             self.where)
-        return v
-
-    def nodes(self, key: str, n: int) -> frozenset[int] | None:
-        v = self.raw(key, None)
-        if v is None:
-            return None
-        if not isinstance(v, list) or not v or not all(
-                isinstance(x, int) and not isinstance(x, bool) and 0 <= x < n for x in v):
-            raise InputError(self.prefix + key, v, f"must be a list of node indices 0..{n - 1}",
-                             self.where)
-        return frozenset(v)
-
-    def sub(self, key: str) -> Table:
-        return Table(self.raw(key, {}), f"{self.prefix}{key}.", self.where)
-
-    def list(self, key: str) -> list[Table]:
-        v = self.raw(key, [])
-        if not isinstance(v, list):
-            raise InputError(self.prefix + key, v, "must be an array of tables ([[...]])",
-                             self.where)
-        return [Table(x, f"{self.prefix}{key}[{i}].", self.where) for i, x in enumerate(v)]
-
-    def done(self) -> None:
-        extra = sorted(set(self.data) - self.used)
-        if extra:
-            raise InputError(self.prefix + extra[0], self.data[extra[0]], "unknown field",
-                             self.where)
 
 
 def pages_of(nbytes: int) -> int:

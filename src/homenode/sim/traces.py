@@ -35,12 +35,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from homenode.errors import InputError
+from homenode.inputs import MAX_VCPUS
 from homenode.model import Client
 from homenode.sim.demand import Curve
 from homenode.units import GIB
 
 if TYPE_CHECKING:
-    from homenode.sim.scenario import ClientSpec, Table
+    from homenode.inputs import Table
 
 ENV_TRACES_DIR = "HOMENODE_TRACES_DIR"
 FORMATS = ("bitbrains", "planetlab")
@@ -69,6 +70,16 @@ MEMORY_STATS = ("max", "p95", "mean")
 # A resampled Bitbrains trace never has more steps than this: a file whose timestamps
 # jump by years would otherwise make a grid of millions of points.
 MAX_GRID_STEPS = 1_000_000
+
+
+@dataclass(frozen=True)
+class TraceClient:
+    """One client made from a trace file (sim/scenario.py turns it into a ClientSpec)."""
+
+    client: Client
+    curve: Curve
+    start: float
+    mem_intensity: float
 
 
 @dataclass(frozen=True)
@@ -157,6 +168,9 @@ def read_bitbrains(path: str | os.PathLike) -> Trace:
         if cores < 1 or cores != int(cores):
             raise InputError(BITBRAINS_COLUMNS[_CORES], fields[_CORES],
                              "must be a whole number of cores >= 1", where)
+        if cores > MAX_VCPUS:
+            raise InputError(BITBRAINS_COLUMNS[_CORES], fields[_CORES],
+                             f"more than {MAX_VCPUS} cores (no VM has that many)", where)
         for i, v in ((_CPU_PCT, pct), (_MEM_KB, mem)):
             if v < 0:
                 raise InputError(BITBRAINS_COLUMNS[i], fields[i], "must not be negative", where)
@@ -260,7 +274,7 @@ def footprint(tr: Trace, stat: str) -> int:
 
 # --- the [[traces]] scenario table -------------------------------------------------------
 
-def trace_clients(t: Table, duration: float, taken: set[str]) -> list[ClientSpec]:
+def trace_clients(t: Table, duration: float, taken: set[str]) -> list[TraceClient]:
     """Clients from the scenario's ``[[traces]]`` tables (see docs/baselines.md).
 
     ``t`` is the scenario's top-level table: ``traces_dir`` is read from it, so that a
@@ -272,7 +286,7 @@ def trace_clients(t: Table, duration: float, taken: set[str]) -> list[ClientSpec
         return []
     where_dir = Path(t.where).parent if Path(t.where).is_file() else None
     root = traces_dir(t.str("traces_dir", "") or None, where_dir)
-    out: list[ClientSpec] = []
+    out: list[TraceClient] = []
     for tt in t.list("traces"):
         for c in _clients_of(tt, root, duration):
             if c.client.id in taken:
@@ -283,19 +297,14 @@ def trace_clients(t: Table, duration: float, taken: set[str]) -> list[ClientSpec
     return out
 
 
-def _clients_of(tt: Table, root: Path, duration: float) -> list[ClientSpec]:
-    # Imported here: scenario.py imports this module to read [[traces]].
-    from homenode.sim.scenario import ClientSpec
-
+def _clients_of(tt: Table, root: Path, duration: float) -> list[TraceClient]:
     fmt = tt.str("format", "")
     if fmt not in FORMATS:
         raise InputError(f"{tt.prefix}format", fmt, f"must be one of {', '.join(FORMATS)}",
                          tt.where)
     files = _files(tt, root, fmt)
-    step = tt.duration("step", 5.0)
-    if step <= 0:
-        raise InputError(f"{tt.prefix}step", step, "must be positive", tt.where)
-    offset = tt.int("offset", 0, lo=0)
+    step = tt.duration("step", 5.0, positive=True)
+    offset = tt.int("offset", 0, lo=0, hi=MAX_GRID_STEPS)
     steps = math.ceil(duration / step)
     pattern = tt.str("name", "{stem}")
     # Bitbrains files carry the VM's cores and memory use; PlanetLab files carry neither.
@@ -305,7 +314,7 @@ def _clients_of(tt: Table, root: Path, duration: float) -> list[ClientSpec]:
             if other != fmt and key in tt.data:
                 raise InputError(f"{tt.prefix}{key}", tt.data[key], f"applies to {other} "
                                  f"traces only", tt.where)
-    vcpus = tt.int("vcpus", 1, lo=1, hi=4096)
+    vcpus = tt.int("vcpus", 1, lo=1, hi=MAX_VCPUS)
     mem_given = "memory" in tt.data
     memory = tt.size("memory", DEFAULT_PLANETLAB_MEMORY)
     stat = tt.str("memory_stat", "max")
@@ -330,7 +339,7 @@ def _clients_of(tt: Table, root: Path, duration: float) -> list[ClientSpec]:
         client = Client(name, name, tr.cores, mem)
         curve = Curve("trace", float(tr.cpu[0]), values=tuple(float(v) for v in tr.cpu),
                       step=step, real_step=tr.step)
-        out.append(ClientSpec(client, curve, start + i * every, math.inf, intensity))
+        out.append(TraceClient(client, curve, start + i * every, intensity))
     return out
 
 
@@ -354,7 +363,11 @@ def _files(tt: Table, root: Path, fmt: str) -> list[Path]:
         if not hits:
             raise InputError(f"{tt.prefix}files", pat, f"matches no file in {root}: "
                              f"{_get_data(fmt, pat)}", tt.where)
-        found.extend(Path(h) for h in hits if Path(h).is_file())
+        files = [Path(h) for h in hits if Path(h).is_file()]
+        if not files:
+            raise InputError(f"{tt.prefix}files", pat, f"matches only directories in {root}, "
+                             "no trace file", tt.where)
+        found.extend(files)
     count = tt.int("count", len(found), lo=1)
     if count > len(found):
         raise InputError(f"{tt.prefix}count", count, f"only {len(found)} files match", tt.where)

@@ -305,5 +305,9 @@ def _scenario_cases(spec: Spec, ss_i: int, ss: Any, root: Path, files: dict[str,
 
 
 def _parse_at(text: str, where: str, root: Path) -> scenarios.Scenario:
-    from homenode.sweep.runner import with_traces_dir
     return scenarios.parse(with_traces_dir(text, root), where)
+
+
+def with_traces_dir(text: str, root: Path) -> str:
+    """The scenario text with its traces read from ``root`` (a top-level key, so first)."""
+    return f"traces_dir = {json.dumps(str(root))}\n{text}"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import json
 import shutil
 import tempfile
 import time
@@ -31,16 +30,11 @@ from homenode.settings import Settings
 from homenode.sim import scenario as scenarios
 from homenode.sim import traces
 from homenode.simulation import simulate
-from homenode.sweep.cases import Case
+from homenode.sweep.cases import Case, with_traces_dir
 
 OK, ERROR = "ok", "error"
 # Summary and solver keys that depend on wall time: kept out of the results table.
 TIMING_KEYS = ("sim_speed", "max_solve_s", "median_solve_s")
-
-
-def with_traces_dir(text: str, root: Path) -> str:
-    """The scenario text with its traces read from ``root`` (a top-level key, so first)."""
-    return f"traces_dir = {json.dumps(str(root))}\n{text}"
 
 
 _blobs: Path | None = None      # this process's trace files by sha256 (Dask workers)

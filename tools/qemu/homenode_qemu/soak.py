@@ -1,8 +1,8 @@
 """Host side of the in-guest reliability runs: parameters, one boot each, the figures.
 
 Used by tests/reliability/test_qemu_reliability.py (the short soak and the crash test)
-and by bench/soak.py (the 10-minute soak).  The guest program is guest_reliability.py
-next to this file; the harness (tools/qemu, docs/qemu.md) boots the guest.
+and by bench/soak.py (the 10-minute soak).  The guest program is guest/soak.py; the
+harness (tools/qemu, docs/qemu.md) boots the guest.
 """
 
 from __future__ import annotations
@@ -11,15 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-TOOLS = REPO / "tools" / "qemu"
-if str(TOOLS) not in sys.path:
-    sys.path.insert(0, str(TOOLS))
+from homenode_qemu import GuestRun, assets, run_guest, two_nodes
 
-from homenode_qemu import GuestRun, assets, run_guest, two_nodes  # noqa: E402
-
-GUEST = HERE / "guest_reliability.py"
+GUEST = Path(__file__).resolve().parent / "guest" / "soak.py"
+TOOLS = Path(__file__).resolve().parents[1]          # tools/qemu: the guest's PYTHONPATH
+REPO = TOOLS.parents[1]
 MEM_PER_NODE_MIB = 768
 BOOT_AND_START_S = 150       # boot, Python + NumPy start-up under TCG, shutdown: margin
 

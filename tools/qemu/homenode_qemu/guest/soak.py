@@ -1,6 +1,6 @@
 """Inside a QEMU guest (issue 7): the churn soak, and a crash in the middle of a migration.
 
-Run by ``qemu_reliability.run`` as ``python guest_reliability.py SCENARIO PARAMS RESULT``
+Run by ``homenode_qemu.soak.run`` as ``python guest/soak.py SCENARIO PARAMS RESULT``
 with PYTHONPATH holding tools/qemu (the harness's in-guest helpers: workers, the
 ``numa_maps`` observer, ``migrate_pages``) and src.  The judge does not share code with the
 judged: it reads /proc itself and keeps its own book of every process it started, by PID
