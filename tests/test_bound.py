@@ -86,7 +86,7 @@ migration_bandwidth = "256MiB"
 [[clients]]
 name = "c{i}"
 vcpus = {c['vcpus']}
-memory = "{c['mem_mib']}MiB"
+memory = "{min(c['mem_mib'], nodes * mem_gib * 1024)}MiB"
 start = {c['start']}
 stop = {c['start'] + c['life']}
 {allowed}demand = {{ kind = "random_walk", cpu = {c['cpu']}, sigma = 0.5, max = 8 }}

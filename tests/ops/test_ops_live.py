@@ -108,7 +108,8 @@ def test_status_batch_and_sigterm_on_a_live_simulation(tmp_path):
         assert "status API on" in proc.stderr.readline()
         with StatusClient(sock) as c:
             end = time.monotonic() + TIMEOUT_S
-            while not c.request("status")["clients"] and time.monotonic() < end:
+            # shift starts its 16 VMs 100 ms of simulated time apart
+            while len(c.request("status")["clients"]) < 16 and time.monotonic() < end:
                 time.sleep(0.05)
         run = [*homenode_argv()]
         text = subprocess.run([*run, "status", "--socket", str(sock)], capture_output=True,
