@@ -79,7 +79,8 @@ def test_core_keys_have_info(key):
 def test_make_run_ends_by_naming_the_report(tmp_path):
     root = Path(__file__).resolve().parents[1]
     venv = Path(sys.executable).parent.parent
-    r = subprocess.run(["make", "-f", str(root / "Makefile"), f"VENV={venv}", "-o",
+    r = subprocess.run(["make", "--no-print-directory", "-f", str(root / "Makefile"),
+                        f"VENV={venv}", "-o",
                         f"{venv}/.installed", "run"], capture_output=True, text=True,
                        timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
