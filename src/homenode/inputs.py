@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import tempfile
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -328,3 +329,30 @@ class Table:
                 if self.hint and self.used else ""
             raise InputError(self.prefix + extra[0], self.data[extra[0]],
                              f"unknown field{known}", self.where)
+
+
+# --- built-in or file: scenarios and sweep specs ------------------------------------------
+
+def packaged_names(package: str) -> list[str]:
+    """The names of the ``.toml`` files shipped in ``package`` (the built-ins)."""
+    return sorted(p.name[:-5] for p in resources.files(package).iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def read_named(name_or_path: str, package: str, field: str,
+               what: str) -> tuple[str, str, Path | None]:
+    """The text of built-in ``name_or_path`` of ``package``, or of that file: (text, where
+    it came from, the folder its relative paths start from; None for a built-in)."""
+    names = packaged_names(package)
+    if name_or_path in names:
+        ref = resources.files(package).joinpath(f"{name_or_path}.toml")
+        return ref.read_text(), f"{name_or_path}.toml", None
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise InputError(field, name_or_path,
+                         f"no such file or built-in {what} ({', '.join(names)})")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(field, name_or_path, f"cannot read: {e}") from None
+    return text, str(path), path.parent

@@ -13,7 +13,7 @@ import numpy as np
 from homenode.cpu import pooled_share
 from homenode.model import Snapshot
 
-__all__ = ["client_vectors", "entitlements", "imbalance", "node_loads", "pooled_share"]
+__all__ = ["client_vectors", "entitlements", "imbalance", "node_loads"]
 
 
 def client_vectors(snap: Snapshot) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 import highspy
 import numpy as np
 
+from homenode.cpu import pooled_share
 from homenode.model import Considered, Decision, MigratePages, Reason, SetHome, Snapshot
 from homenode.policy import base
-from homenode.policy.load import pooled_share
 from homenode.settings import Settings
 from homenode.units import GIB, PAGE_SIZE
 

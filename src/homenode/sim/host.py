@@ -39,11 +39,6 @@ from homenode.units import PAGE_SIZE
 _START, _STOP, _DEMAND, _DEMAND_ON_NODE = 0, 1, 2, 3
 
 
-# The one typed result of every host; the simulator moves a page grant whole, so its
-# ``moved`` is None (homenode.model.ActionResult).
-Applied = ActionResult
-
-
 class SimHost:
     """``policy`` names the policy that will run, for the daemon it stands for
     (sim/costs.py ``DAEMON``); None charges no daemon."""
@@ -156,18 +151,19 @@ class SimHost:
     def apply(self, actions: list[Action]) -> list[ActionResult]:
         """Apply actions in order.  MigratePages for a client replaces the page moves
         still pending for it (a policy grants a budget per decision); a home change
-        abandons the moves in flight toward the old home."""
+        abandons the moves in flight toward the old home.  A grant drains over later
+        ticks, so each result's ``moved`` stays None."""
         out = []
         fresh: dict[tuple[int, int, int], int] = {}
         in_task: set[tuple[int, int, int]] = set()
         for a in actions:
             i = self.slot.get(a.client)
             if i is None or not self.active[i]:
-                out.append(Applied(a, False, "no such client"))
+                out.append(ActionResult(a, False, "no such client"))
                 continue
             if isinstance(a, SetHome):
                 if not 0 <= a.dst < self.topo.n:
-                    out.append(Applied(a, False, f"no node {a.dst}"))
+                    out.append(ActionResult(a, False, f"no node {a.dst}"))
                     continue
                 if self.home[i] != a.dst:
                     if self.home[i] >= 0:
@@ -176,16 +172,16 @@ class SimHost:
                     self.home_since[i] = self.now
                     self._drop_moves(i)
                     fresh = {k: v for k, v in fresh.items() if k[0] != i}
-                out.append(Applied(a, True))
+                out.append(ActionResult(a, True))
             elif isinstance(a, MigratePages):
                 if not (0 <= a.src < self.topo.n and 0 <= a.dst < self.topo.n):
-                    out.append(Applied(a, False, "no such node"))
+                    out.append(ActionResult(a, False, "no such node"))
                     continue
                 key = (i, a.src, a.dst)
                 fresh[key] = fresh.get(key, 0) + max(int(a.pages), 0)
                 if a.reason is Reason.AUTONUMA:
                     in_task.add(key)
-                out.append(Applied(a, True))
+                out.append(ActionResult(a, True))
         for i in {k[0] for k in fresh}:
             self._drop_moves(i)
         self.mig.update(fresh)

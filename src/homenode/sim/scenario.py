@@ -11,7 +11,6 @@ import fnmatch
 import math
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,8 @@ from homenode.inputs import (
     MAX_NODES,
     MAX_VCPUS,
     Table,
+    packaged_names,
+    read_named,
     warn,
 )
 from homenode.model import Client, Pool, Topology
@@ -117,24 +118,14 @@ class Scenario:
 # --- loading ----------------------------------------------------------------------------
 
 def builtin_names() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("homenode.sim.scenarios").iterdir()
-                  if p.name.endswith(".toml"))
+    return packaged_names("homenode.sim.scenarios")
 
 
 def load(name_or_path: str) -> Scenario:
     """A built-in scenario by name, or a TOML file by path."""
-    if name_or_path in builtin_names():
-        ref = resources.files("homenode.sim.scenarios").joinpath(f"{name_or_path}.toml")
-        return parse(ref.read_text(), f"{name_or_path}.toml")
-    path = Path(name_or_path)
-    if not path.is_file():
-        raise InputError("scenario", name_or_path,
-                         f"no such file or built-in scenario ({', '.join(builtin_names())})")
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError("scenario", name_or_path, f"cannot read: {e}") from None
-    return parse(text, str(path))
+    text, where, _ = read_named(name_or_path, "homenode.sim.scenarios", "scenario",
+                                "scenario")
+    return parse(text, where)
 
 
 def parse(text: str, where: str) -> Scenario:

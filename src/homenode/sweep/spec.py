@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from homenode.errors import InputError
+from homenode.inputs import packaged_names, read_named
 from homenode.policy import policy_names
 from homenode.settings import Settings
 from homenode.sim.scenario import HostSpec, Table, parse_host
@@ -89,24 +89,12 @@ class Spec:
 
 
 def builtin_specs() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("homenode.sweep.specs").iterdir()
-                  if p.name.endswith(".toml"))
+    return packaged_names("homenode.sweep.specs")
 
 
 def load(name_or_path: str) -> Spec:
     """A built-in spec by name, or a TOML file by path."""
-    if name_or_path in builtin_specs():
-        ref = resources.files("homenode.sweep.specs").joinpath(f"{name_or_path}.toml")
-        return parse(ref.read_text(), f"{name_or_path}.toml", None)
-    path = Path(name_or_path)
-    if not path.is_file():
-        raise InputError("SPEC", name_or_path,
-                         f"no such file or built-in spec ({', '.join(builtin_specs())})")
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError("SPEC", name_or_path, f"cannot read: {e}") from None
-    return parse(text, str(path), path.parent)
+    return parse(*read_named(name_or_path, "homenode.sweep.specs", "SPEC", "spec"))
 
 
 def parse(text: str, where: str, base: Path | None) -> Spec:
