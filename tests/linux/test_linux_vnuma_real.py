@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 from linux_support import SYS_TWO, StepClock, needs_two_cpus, thread_masks
 
-from homenode.linux import config, migrate, numa_syscalls
+from homenode.linux import config, migrate
 from homenode.linux.host import LinuxHost
+from homenode.linux.kernel import numa_syscalls
 from homenode.model import Reason, SetHome
 
 QEMU = shutil.which("qemu-system-x86_64")

@@ -43,8 +43,9 @@ from linux_support import (
 )
 
 from homenode.errors import HomenodeError
-from homenode.linux import affinity, config, daemon, faults, guard
+from homenode.linux import affinity, config, daemon, guard
 from homenode.linux.host import LinuxHost
+from homenode.linux.kernel import faults
 from homenode.model import MigratePages, Reason, SetHome
 
 DENIED = (E.EACCES, E.EPERM)

@@ -23,10 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from homenode.linux import affinity, procfs
+from homenode.linux import affinity
 from homenode.linux.clients import ProcessClient, Tracked
 from homenode.linux.discovery import ProcessInfo
-from homenode.linux.errors import SysError
+from homenode.linux.kernel import procfs
+from homenode.linux.kernel.errors import SysError
 from homenode.linux.kinds import kind_of
 from homenode.linux.kinds.cgroup import (  # noqa: F401  (kept importable here)
     adopt_cgroup,

@@ -13,12 +13,12 @@ import os
 from collections.abc import Callable
 from types import ModuleType
 
-from homenode.linux import cgroup, procfs
-from homenode.linux import numa_syscalls as default_sys
 from homenode.linux.clients import CgroupClient, ProcessClient
 from homenode.linux.discovery import ProcessInfo
-from homenode.linux.errors import ProcessGone, SysError
-from homenode.linux.sysfs import format_cpulist
+from homenode.linux.kernel import cgroup, procfs
+from homenode.linux.kernel import numa_syscalls as default_sys
+from homenode.linux.kernel.errors import ProcessGone, SysError
+from homenode.linux.kernel.sysfs import format_cpulist
 
 Check = Callable[[], None]
 
@@ -51,7 +51,7 @@ def set_process_home(c: ProcessClient, cpus: frozenset[int], proc: str,
     threads already moved are put back where they were (homenode's previous CPUs, or
     their originals) and the error is raised, so the masks agree with ``c.set_cpus``
     again.  (If even that fails, ``settled`` tells the host to repair it later.)
-    ``alive`` (homenode.linux.identity) is called before every call: it raises
+    ``alive`` (homenode.linux.kernel.identity) is called before every call: it raises
     ProcessGone once the process has exited, so that no call goes to a reused TID."""
     c.verify(proc)
     tids = c.list_tids(proc)

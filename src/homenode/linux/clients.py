@@ -12,10 +12,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from homenode.linux import cgroup, procfs
 from homenode.linux.discovery import CLK_TCK, CgroupInfo, ProcessInfo, vcpu_threads
-from homenode.linux.errors import ParseError, ProcessGone, SysError
-from homenode.linux.sysfs import parse_cpulist
+from homenode.linux.kernel import cgroup, procfs
+from homenode.linux.kernel.errors import ParseError, ProcessGone, SysError
+from homenode.linux.kernel.sysfs import parse_cpulist
 from homenode.units import PAGE_SIZE
 
 # Re-read numa_maps at once when RSS moved by more than this fraction since the last read.

@@ -37,8 +37,6 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING, Any, Protocol
 
-from homenode.linux import procfs
-from homenode.linux.errors import SysError
 from homenode.linux.grouprules import (  # noqa: F401  (the schema, re-exported)
     AUTO_PREFIX,
     DEFAULT_MIN_SHARED,
@@ -51,7 +49,9 @@ from homenode.linux.grouprules import (  # noqa: F401  (the schema, re-exported)
     parse_rules,
     parse_selector,
 )
-from homenode.linux.procmaps import SHM_PATHS, shared_objects  # noqa: F401  (re-exported)
+from homenode.linux.kernel import procfs
+from homenode.linux.kernel.errors import SysError
+from homenode.linux.kernel.procmaps import read_shared_objects
 from homenode.model import Client, Topology
 
 if TYPE_CHECKING:
@@ -135,9 +135,8 @@ class Labeler:
                       and not getattr(c, "guest_node", None) and c.id not in self._explicit]
         for c in candidates:
             try:
-                path = f"{self.proc}/{c.pid}/maps"  # type: ignore[attr-defined]
-                objs = shared_objects(procfs.read_bytes(path, f"read {path}"),
-                                      self.rules.min_shared)
+                objs = read_shared_objects(self.proc, c.pid,  # type: ignore[attr-defined]
+                                           self.rules.min_shared)
             except SysError:
                 continue
             for key, name in objs.items():

@@ -25,26 +25,27 @@ from typing import Protocol
 
 import numpy as np
 
-from homenode.linux import affinity, cgroup, procfs, view
-from homenode.linux import numa_syscalls as default_sys
+from homenode.linux import affinity, view
 from homenode.linux.actions import ActionIo, HostStats, Result, apply_one, home_changes
 from homenode.linux.adopt import Keeper
 from homenode.linux.clients import CgroupClient, Ctx, ProcessClient, Tracked
 from homenode.linux.config import Config
 from homenode.linux.discovery import Discovery
 from homenode.linux.engine import Engine, absorb, shutdown, submit
-from homenode.linux.errors import AccessDenied, ParseError, ProcessGone, SysError
 from homenode.linux.groups import with_labels
 from homenode.linux.guard import HOST, Guard
-from homenode.linux.kinds import kind_of
-from homenode.linux.state import StateFile
-from homenode.linux.sysfs import (
+from homenode.linux.kernel import cgroup, procfs
+from homenode.linux.kernel import numa_syscalls as default_sys
+from homenode.linux.kernel.errors import AccessDenied, ParseError, ProcessGone, SysError
+from homenode.linux.kernel.sysfs import (
     NodeState,
     TopologyReader,
     format_cpulist,
     read_isolated_cpus,
     read_online_cpus,
 )
+from homenode.linux.kinds import kind_of
+from homenode.linux.state import StateFile
 from homenode.linux.vmslice import new_process_client
 from homenode.model import Action, ActionResult, Client, Snapshot, Topology
 
@@ -295,9 +296,8 @@ class LinuxHost:
         self._recheck_cpus = False
         node_cpus = frozenset(c for cpus in topo.cpus for c in cpus)
         try:
-            self._online = read_online_cpus(self.sys_root)
-        except FileNotFoundError:
-            self._online = node_cpus
+            online = read_online_cpus(self.sys_root)
+            self._online = node_cpus if online is None else online
         except (OSError, ParseError) as e:
             # The nodes' cpulists (just read) list the online CPUs; read again next tick.
             self.warn_once(HOST, "topology", f"reading the online CPUs failed: {e}")
@@ -409,7 +409,6 @@ class LinuxHost:
 def kernel_numa_balancing(proc_root: str = "/proc") -> bool:
     """Whether the kernel's automatic NUMA balancing is on (it moves pages too)."""
     try:
-        return procfs.read_bytes(f"{proc_root}/sys/kernel/numa_balancing",
-                                 "numa_balancing").strip() not in (b"0", b"")
+        return procfs.read_numa_balancing(proc_root)
     except SysError:
         return False

@@ -20,10 +20,10 @@ from types import ModuleType
 
 import numpy as np
 
-from homenode.linux import numa_syscalls as default_sys
-from homenode.linux import procfs
 from homenode.linux.clients import CgroupClient, ProcessClient
-from homenode.linux.errors import SysError
+from homenode.linux.kernel import numa_syscalls as default_sys
+from homenode.linux.kernel import procfs
+from homenode.linux.kernel.errors import SysError
 
 # Addresses per move_pages call: 4096 pages = 32 KiB of address and status arrays.
 CHUNK_PAGES = 4096
@@ -78,7 +78,7 @@ def move_paced(proc: str, pid: int, src: int, dst: int, budget: int, cursor: int
 
     A failing call other than the process's exit ends the pass early with ``error`` set,
     keeping the count of the pages already moved: the caller accounts for them, then
-    reports the error.  ``alive`` (homenode.linux.identity) is called before every
+    reports the error.  ``alive`` (homenode.linux.kernel.identity) is called before every
     move_pages: it raises ProcessGone once the process has exited."""
     out = Moved(cursor=cursor)
     maps = movable_mappings(proc, pid, starts, ranges)

@@ -7,15 +7,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
-from homenode.linux import affinity, cgroup, migrate, procfs
+from homenode.linux import affinity, migrate
 from homenode.linux.actions_io import ActionIo
 from homenode.linux.clients import CgroupClient, ProcessClient
 from homenode.linux.discovery import ProcessInfo
-from homenode.linux.errors import SysError
+from homenode.linux.kernel import cgroup, procfs
+from homenode.linux.kernel.errors import SysError
+from homenode.linux.kernel.sysfs import parse_cpulist
 from homenode.linux.kinds.process import adopt_process, node_of, record_process
 from homenode.linux.migrate import Moved
 from homenode.linux.state import CgroupRecord, Cpus, Saved
-from homenode.linux.sysfs import parse_cpulist
 from homenode.model import Topology
 
 Check = Callable[[], None]

@@ -12,8 +12,8 @@ from types import ModuleType
 from homenode.linux import affinity, migrate
 from homenode.linux.actions_io import ActionIo
 from homenode.linux.clients import ProcessClient
-from homenode.linux.errors import ProcessGone, SysError
-from homenode.linux.identity import Pinned
+from homenode.linux.kernel.errors import ProcessGone, SysError
+from homenode.linux.kernel.identity import Pinned
 from homenode.linux.migrate import Moved
 from homenode.linux.state import Cpus, ProcRecord, Saved
 from homenode.model import Topology
