@@ -25,7 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
-from homenode.linux import affinity, view
+from homenode.linux import view
 from homenode.linux.actions import ActionIo, HostStats, Result, apply_one, home_changes
 from homenode.linux.adopt import Keeper
 from homenode.linux.clients import CgroupClient, Ctx, ProcessClient, Tracked
@@ -176,7 +176,7 @@ class LinuxHost:
         clients = threads = 0
         for c in self._tracked():
             try:
-                n = kind_of(c).restore(c, self.proc, self.sys)
+                n = kind_of(c).restore(c, self.io)
             except SysError as e:
                 log.warning("restore %s (%s): %s", c.name, c.id, e)
                 continue
@@ -198,10 +198,9 @@ class LinuxHost:
                 continue
             if not self.dry_run:
                 try:
-                    affinity.restore_process(c, self.proc, self.sys)
+                    kind_of(c).restore(c, self.io)
                 except SysError as e:
-                    if not e.gone:
-                        log.warning("restore %s (%s): %s", c.name, c.id, e)
+                    log.warning("restore %s (%s): %s", c.name, c.id, e)
             self._drop(key)
             self.ignored.add(key)
             names.append(c.name)
@@ -261,7 +260,7 @@ class LinuxHost:
                                    f"(further {kind} errors of this client not logged)")
 
     def _still_there(self, c: Tracked) -> bool:
-        return kind_of(c).still_there(c, self.proc)
+        return kind_of(c).still_there(c, self.io)
 
     def _check_settled(self, c: Tracked) -> None:
         """After an error the threads' masks may disagree with the bookkeeping (an
@@ -270,7 +269,7 @@ class LinuxHost:
         if c.key in self.unsettled or c.key not in self.procs or not c.managed:
             return
         try:
-            ok = kind_of(c).settled(c, self.proc, self.sys)
+            ok = kind_of(c).settled(c, self.io)
         except SysError:
             return
         if not ok:
@@ -371,7 +370,7 @@ class LinuxHost:
     def _refresh(self, c: Tracked, ctx: Ctx, topo: Topology) -> None:
         kind = kind_of(c)
         if c.key in self.unsettled and not self.dry_run:
-            kind.resettle(c, self.proc, self.sys)    # before the binding check
+            kind.resettle(c, self.io)    # before the binding check
             self.unsettled.discard(c.key)
         try:
             c.refresh(ctx)

@@ -48,6 +48,9 @@ class VmSlice(ProcessClient):
     def key(self) -> tuple[int, ...]:
         return (self.pid, self.start, self.guest_node.id)
 
+    def shm_pid(self) -> int | None:
+        return None           # a VM's slices share its memory: that makes no group
+
     @property
     def main_tid(self) -> int:
         return self.tids[0] if self.tids else self.pid
