@@ -11,9 +11,8 @@ import pytest
 from linux_support import SYS_SPARSE
 
 from homenode.linux.actionlog import ActionLog, format_text
-from homenode.linux.host import Result
 from homenode.linux.kernel import errors, numa_syscalls, sysfs
-from homenode.model import Client, MigratePages, Reason, SetHome, Snapshot
+from homenode.model import ActionResult, Client, MigratePages, Reason, SetHome, Snapshot
 from homenode.ops.logging import JsonFormatter
 
 
@@ -75,7 +74,8 @@ def test_action_lines_name_kernel_node_ids():
     logger.setLevel(logging.INFO)
     from homenode.model import Decision
     ActionLog(False, logger).decision(snap, Decision([home, pages]),
-                                      [Result(home, True), Result(pages, True, "", 63987)])
+                                      [ActionResult(home, True, "", 0),
+                                       ActionResult(pages, True, "", 63987)])
     lines = [r.getMessage() for r in records]
     # index 1 is kernel node 2 on this sparse host
     assert lines == [
@@ -91,9 +91,10 @@ def test_dry_run_and_failed_lines():
     snap = _snap()
     a = SetHome("pid:42", -1, 2, Reason.INITIAL, 0.5)
     from homenode.linux.actionlog import action_fields
-    assert format_text(action_fields(snap, a, Result(a, True, "dry-run"), True)) == \
+    assert format_text(action_fields(snap, a, ActionResult(a, True, "dry-run", 0), True)) == \
         "dry-run: home  client=vm1 id=pid:42 from=- to=3 reason=initial score=0.500 ok"
-    assert format_text(action_fields(snap, a, Result(a, False, "unmanaged: pinned"), False)) \
+    failed = ActionResult(a, False, "unmanaged: pinned", 0)
+    assert format_text(action_fields(snap, a, failed, False)) \
         .endswith("failed: unmanaged: pinned")
 
 
@@ -109,9 +110,10 @@ def test_pages_actions_that_move_nothing_are_logged_once():
     log = ActionLog(False, logger)
     stuck = MigratePages("pid:42", 0, 1, 100)
     for _ in range(5):                      # the policy asks every tick; nothing moves
-        log.decision(snap, Decision([stuck]), [Result(stuck, True, "", 0)])
+        log.decision(snap, Decision([stuck]), [ActionResult(stuck, True, "", 0)])
     assert len(records) == 1 and records[0].endswith("moved=0 ok [nothing moved; repeats "
                                                       "not logged]")
     home = SetHome("pid:42", 1, 0, Reason.BALANCE, 1.0)
-    log.decision(snap, Decision([home, stuck]), [Result(home, True), Result(stuck, True)])
+    log.decision(snap, Decision([home, stuck]),
+                 [ActionResult(home, True, "", 0), ActionResult(stuck, True, "", 0)])
     assert len(records) == 3                # a new home: the next pages line is logged

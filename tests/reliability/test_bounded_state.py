@@ -11,7 +11,8 @@ from linux_support import PROC, SYS_SPARSE, StepClock
 
 from homenode.linux import config, daemon, guard
 from homenode.linux.actionlog import ActionLog
-from homenode.linux.host import IGNORED_PRUNE_AT, LinuxHost
+from homenode.linux.host import LinuxHost
+from homenode.linux.roster import IGNORED_PRUNE_AT
 from homenode.model import ActionResult, Client, Decision, MigratePages, Snapshot, Topology
 
 
@@ -29,8 +30,9 @@ def test_log_once_and_back_off_records_go_with_their_client():
 def test_ignored_clients_of_exited_processes_are_forgotten():
     h = LinuxHost(config.parse("[daemon]\ndry_run = true\n[processes]\nauto = false\n"),
                   StepClock(), proc_root=str(PROC), sys_root=SYS_SPARSE, self_pid=999999)
-    h.ignored = {(100, 5000), *((10_000 + i, 1) for i in range(IGNORED_PRUNE_AT)), "cg:x"}
-    h._prune_ignored()
+    h.roster.ignored = {(100, 5000), *((10_000 + i, 1) for i in range(IGNORED_PRUNE_AT)),
+                        "cg:x"}
+    h.roster.prune_ignored(h.proc)
     assert h.ignored == {(100, 5000), "cg:x"}       # PID 100 exists in the fixture /proc
 
 

@@ -16,14 +16,7 @@ from homenode.linux.kinds import kind_of
 from homenode.linux.state import Cpus
 from homenode.model import Action, ActionResult, MigratePages, SetHome, Topology
 
-__all__ = ["ActionIo", "HostStats", "Result", "apply_one", "home_changes", "target"]
-
-
-def Result(action: Action, ok: bool, note: str = "", moved: int = 0,
-           target: str = "") -> ActionResult:
-    """The one typed result of every host (homenode.model.ActionResult); Linux counts
-    the pages it moves, so ``moved`` is never None here."""
-    return ActionResult(action, ok, note, moved, target)
+__all__ = ["ActionIo", "HostStats", "apply_one", "home_changes", "target"]
 
 
 def target(c: Tracked) -> str:
@@ -33,7 +26,7 @@ def target(c: Tracked) -> str:
 
 def apply_one(io: ActionIo, c: Tracked, a: Action, topo: Topology, ctx: Ctx) -> ActionResult:
     if not c.managed:
-        return Result(a, False, f"unmanaged: {c.why_unmanaged}")
+        return ActionResult(a, False, f"unmanaged: {c.why_unmanaged}", 0)
     kind = kind_of(c)
     with kind.acting(c, io) as alive:
         return _apply(io, c, a, topo, ctx, alive)
@@ -48,19 +41,19 @@ def _apply(io: ActionIo, c: Tracked, a: Action, topo: Topology, ctx: Ctx,
     if isinstance(a, SetHome):
         cpus = frozenset(topo.cpus[a.dst])
         if not cpus:
-            return Result(a, False, f"node {dst_id} has no CPUs")
+            return ActionResult(a, False, f"node {dst_id} has no CPUs", 0)
         if not io.dry_run:
             kind.set_home(c, cpus, io, alive)
             io.keeper.dirty = True
             kind.after(c, io, alive)
         if c.home != dst_id:
             c.home, c.home_since = dst_id, ctx.now
-        return Result(a, True, note, target=kind.target(c))
+        return ActionResult(a, True, note, 0, kind.target(c))
     if isinstance(a, MigratePages):
         if io.dry_run or src_id is None:
-            return Result(a, True, note, target=kind.target(c))
+            return ActionResult(a, True, note, 0, kind.target(c))
         if kind.queue(c, src_id, dst_id, int(a.pages), ctx.now, io):   # off the loop
-            return Result(a, True, "queued", target=kind.target(c))
+            return ActionResult(a, True, "queued", 0, kind.target(c))
         r = kind.migrate(c, src_id, dst_id, int(a.pages), ctx.now, io, alive)
         io.stats.pages_moved += r.moved
         io.stats.pages_failed += r.failed
@@ -72,9 +65,9 @@ def _apply(io: ActionIo, c: Tracked, a: Action, topo: Topology, ctx: Ctx,
             if isinstance(r.error, AccessDenied):
                 raise r.error
             io.failed(c, c.key, ctx.now, type(r.error).__name__, r.error)
-            return Result(a, False, str(r.error), r.moved, target=kind.target(c))
-        return Result(a, True, "", r.moved, target=kind.target(c))
-    return Result(a, False, f"unknown action {type(a).__name__}")
+            return ActionResult(a, False, str(r.error), r.moved, kind.target(c))
+        return ActionResult(a, True, "", r.moved, kind.target(c))
+    return ActionResult(a, False, f"unknown action {type(a).__name__}", 0)
 
 
 def home_changes(io: ActionIo, actions: list[Action], by_id: dict[str, Tracked],

@@ -7,13 +7,28 @@ long after each further one, at most BACKOFF_MAX_S.  A client that stays free of
 errors for as long as its last back-off starts again from BACKOFF_MIN_S.  So a
 persistent fault costs one attempt per back-off period, not one per tick, and one log
 line, not one per tick.
+
+``ClientGuard.run`` sorts every error of one client's refresh or action: gone -> dropped,
+not permitted -> unmanaged for good, anything else -> logged once and backed off; a bug
+never stops the tick for the other clients.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from homenode.linux.actions_io import KernelIo
+from homenode.linux.clients import Tracked
+from homenode.linux.kernel.errors import AccessDenied, ParseError, ProcessGone, SysError
+from homenode.linux.kinds import kind_of
+
+if TYPE_CHECKING:
+    from homenode.linux.adopt import Keeper
+    from homenode.linux.roster import Roster
 
 # First back-off: with the default 2 s tick, the failed action is retried on the next
 # tick (as docs/linux.md promises for EBUSY/ENOMEM); with shorter ticks, a few ticks on.
@@ -74,3 +89,65 @@ class Guard:
     def sizes(self) -> tuple[int, int]:
         """(clients with logged errors, clients backing off): for the soak's leak check."""
         return len(self._warned), len(self._backoff)
+
+
+class ClientGuard:
+    """Runs one client's refresh or action and sorts its errors."""
+
+    def __init__(self, guard: Guard, roster: Roster, keeper: Keeper, io: KernelIo,
+                 now: Callable[[], float], log: logging.Logger):
+        self.guard, self.roster, self.keeper, self.io = guard, roster, keeper, io
+        self.now, self.log = now, log
+
+    def run(self, c: Tracked, key: object, fn: Callable[[], Any],
+            on_error: Callable[[Exception], Any] | None = None) -> Any:
+        """``fn()``, or -- on an error -- ``on_error(e)`` once the error is sorted."""
+        now = self.now()
+        try:
+            return fn()
+        except ProcessGone as e:
+            if kind_of(c).still_there(c, self.io):
+                # ESRCH/ENOENT from one call (a thread, a file) while the process itself
+                # lives on: dropping it would lose homenode's bookkeeping of it.
+                self.failed(c, key, now, "ProcessGone", e)
+                self._check_settled(c)
+            else:
+                self.roster.drop(key)
+                self.log.info("client %s (%s) gone: %s", c.name, c.id, e)
+            err: Exception = e
+        except AccessDenied as e:
+            if c.managed:
+                c.unmanage(f"not permitted: {e}")
+                self.keeper.dirty = True
+            self.guard.warn_once(c.id, type(e).__name__,
+                                 f"{c.name} ({c.id}): {e}; left unmanaged")
+            err = e
+        except (SysError, ParseError) as e:
+            self.failed(c, key, now, type(e).__name__, e)
+            self._check_settled(c)
+            err = e
+        except Exception as e:   # a bug must not stop the tick for every other client
+            if not self.guard.warned(c.id, "internal"):
+                self.log.exception("internal error on %s (%s)", c.name, c.id)
+            self.failed(c, key, now, "internal", e)
+            self._check_settled(c)
+            err = e
+        return on_error(err) if on_error else None
+
+    def failed(self, c: Tracked, key: object, now: float, kind: str, e: Exception) -> None:
+        delay = self.guard.failed(key, now)
+        self.guard.warn_once(c.id, kind, f"{c.name} ({c.id}): {e}; backing off {delay:g} s "
+                                         f"(further {kind} errors of this client not logged)")
+
+    def _check_settled(self, c: Tracked) -> None:
+        """After an error the threads' masks may disagree with the bookkeeping (an
+        affinity change failed half-way and so did its put-back): if so, they are
+        repaired at the client's next refresh.  Costs a few calls, on errors only."""
+        if c.key in self.roster.unsettled or c.key not in self.roster or not c.managed:
+            return
+        try:
+            ok = kind_of(c).settled(c, self.io)
+        except SysError:
+            return
+        if not ok:
+            self.roster.unsettled.add(c.key)

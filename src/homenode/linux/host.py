@@ -23,36 +23,27 @@ from pathlib import Path
 from types import ModuleType
 from typing import Protocol
 
-import numpy as np
-
-from homenode.linux import view
-from homenode.linux.actions import ActionIo, HostStats, Result, apply_one, home_changes
+from homenode.linux.actions import ActionIo, HostStats, apply_one, home_changes
 from homenode.linux.adopt import Keeper
 from homenode.linux.clients import CgroupClient, Ctx, ProcessClient, Tracked
 from homenode.linux.config import Config
 from homenode.linux.discovery import Discovery
 from homenode.linux.engine import Engine, absorb, shutdown, submit
 from homenode.linux.groups import with_labels
-from homenode.linux.guard import HOST, Guard
+from homenode.linux.guard import HOST, ClientGuard, Guard
+from homenode.linux.hostcpus import HostCpus
 from homenode.linux.kernel import cgroup, procfs
 from homenode.linux.kernel import numa_syscalls as default_sys
-from homenode.linux.kernel.errors import AccessDenied, ParseError, ProcessGone, SysError
-from homenode.linux.kernel.sysfs import (
-    NodeState,
-    TopologyReader,
-    format_cpulist,
-    read_isolated_cpus,
-    read_online_cpus,
-)
+from homenode.linux.kernel.errors import AccessDenied, ParseError, SysError
+from homenode.linux.kernel.sysfs import NodeState, TopologyReader, format_cpulist
 from homenode.linux.kinds import kind_of
+from homenode.linux.roster import Roster
 from homenode.linux.state import StateFile
+from homenode.linux.view import Models
 from homenode.linux.vmslice import new_process_client
-from homenode.model import Action, ActionResult, Client, Snapshot, Topology
+from homenode.model import Action, ActionResult, Snapshot, Topology
 
 log = logging.getLogger("homenode.linux")
-# Keys of unreadable clients are remembered so they are not picked up again; past this
-# many, the ones whose process has exited are forgotten (churn must not grow memory).
-IGNORED_PRUNE_AT = 1024
 
 
 class Clock(Protocol):
@@ -81,26 +72,38 @@ class LinuxHost:
         self.discovery = Discovery(cfg, proc_root, cgroup_root,
                                    os.getpid() if self_pid is None else self_pid,
                                    warn=self.warn_once)
-        self.procs: dict[tuple[int, int], ProcessClient] = {}
-        self.cgroups: dict[str, CgroupClient] = {}
-        self.ignored: set[object] = set()        # keys never to be picked up again
-        self.unsettled: set[tuple[int, int]] = set()   # masks to repair (failed put-back)
         self.keeper = Keeper(state, proc_root, sys, clock.now, not self.dry_run, cgroup_root)
+        self.roster = Roster(self.stats, self.guard, self.keeper)
         self.io = ActionIo(proc_root, sys, self.dry_run, cfg.daemon.migration == "bulk",
                            self.stats, self.keeper, self.failed, self.guard.cooling,
                            None if engine is None else partial(submit, self))
+        self.client_guard = ClientGuard(self.guard, self.roster, self.keeper, self.io,
+                                        clock.now, log)
+        self.cpus = HostCpus(self.sys_root, self.warn_once)
+        self.models = Models()
         self._ticks = 0
         # Every process is re-read once per scan_interval, a slice of them each tick.
         self._slots = max(1, round(cfg.daemon.scan_interval / cfg.daemon.interval))
         self._topology: Topology | None = None
-        self._online: frozenset[int] = frozenset()
-        self._usable: frozenset[int] = frozenset()
-        self._recheck_cpus = False          # a read of online/isolated CPUs failed
-        self._mem_nodes: frozenset[int] = frozenset()
-        self._models_key: tuple = ()
-        self._models: tuple[Client, ...] = ()
         self._ctx: Ctx | None = None
         self._last_state: NodeState | None = None
+
+    # The tracked clients (homenode.linux.roster), as the engine and the tests see them.
+    @property
+    def procs(self) -> dict[tuple[int, ...], ProcessClient]:
+        return self.roster.procs
+
+    @property
+    def cgroups(self) -> dict[str, CgroupClient]:
+        return self.roster.cgroups
+
+    @property
+    def unsettled(self) -> set[tuple[int, ...]]:
+        return self.roster.unsettled
+
+    @property
+    def ignored(self) -> set[object]:
+        return self.roster.ignored
 
     # --- the host interface ---------------------------------------------------------
 
@@ -121,26 +124,25 @@ class LinuxHost:
             self.warn_once(HOST, "topology", f"reading the topology failed: {e}")
             state = self._last_state
         topo = state.topology
-        if state.changed or self._topology is None or self._recheck_cpus:
+        if state.changed or self._topology is None or self.cpus.recheck:
             self._topology_changed(topo)
         slot = (self._slots, self._ticks % self._slots)
         self._ticks += 1
         ctx = self._ctx = self._make_ctx(now, slot)
         absorb(self, now)
         self._scan(ctx, slot)
-        for key, c in list(self.procs.items()):
-            if not self.guard.cooling(key, now):
-                self._guard(c, key, lambda c=c: self._refresh(c, ctx, topo))
-        for key, g in list(self.cgroups.items()):
-            if not self.guard.cooling(key, now):
-                self._guard(g, key, lambda g=g: self._refresh(g, ctx, topo))
-        self.keeper.save(self._tracked())
-        return self._build(now, topo, state.free_pages)
+        for c in self.roster.all():
+            if not self.guard.cooling(c.key, now):
+                self.client_guard.run(c, c.key, lambda c=c: self._refresh(c, ctx, topo))
+        tracked = self.roster.all()
+        self.keeper.save(tracked)
+        self.discovery.labels.update(tracked, now)    # affinity groups, node constraints
+        return self.models.snapshot(now, topo, tracked, state.free_pages, with_labels)
 
     def apply(self, actions: list[Action]) -> list[ActionResult]:
         topo = self._topology
         ctx = self._ctx
-        tracked = self._tracked()
+        tracked = self.roster.all()
         by_id: dict[str, Tracked] = {c.id: c for c in tracked}
         if topo is not None and ctx is not None:
             self.keeper.write_ahead(home_changes(self.io, actions, by_id, topo, ctx.now),
@@ -149,18 +151,19 @@ class LinuxHost:
         for a in actions:
             c = by_id.get(a.client)
             if c is None or topo is None or ctx is None:
-                out.append(Result(a, False, "no such client"))
+                out.append(ActionResult(a, False, "no such client", 0))
                 continue
             if not (0 <= a.dst < topo.n and -1 <= a.src < topo.n):
-                out.append(Result(a, False, f"no node index {a.dst}"))
+                out.append(ActionResult(a, False, f"no node index {a.dst}", 0))
                 continue
-            key = c.key  # type: ignore[attr-defined]
-            wait = self.guard.cooling(key, ctx.now)
+            wait = self.guard.cooling(c.key, ctx.now)
             if wait:
-                out.append(Result(a, False, f"backing off after an error ({wait:.1f} s left)"))
+                out.append(ActionResult(a, False,
+                                        f"backing off after an error ({wait:.1f} s left)", 0))
                 continue
-            out.append(self._guard(c, key, lambda c=c, a=a: apply_one(self.io, c, a, topo, ctx),
-                                   on_error=lambda e, a=a: Result(a, False, str(e))))
+            out.append(self.client_guard.run(
+                c, c.key, lambda c=c, a=a: apply_one(self.io, c, a, topo, ctx),
+                on_error=lambda e, a=a: ActionResult(a, False, str(e), 0)))
         if self.keeper.pending:
             self.keeper.pending.clear()
             self.keeper.dirty = True
@@ -174,7 +177,7 @@ class LinuxHost:
         """Put back every CPU affinity and cpuset.cpus changed; (clients, threads)."""
         shutdown(self)                  # no copy may run on while affinities go back
         clients = threads = 0
-        for c in self._tracked():
+        for c in self.roster.all():
             try:
                 n = kind_of(c).restore(c, self.io)
             except SysError as e:
@@ -183,7 +186,7 @@ class LinuxHost:
             clients += n > 0
             threads += n
         clients_c, threads_c = self.keeper.restore_carried(self._topology)
-        self.keeper.save(self._tracked())
+        self.keeper.save(self.roster.all())
         return clients + clients_c, threads + threads_c
 
     # --- runtime control (homenode include/exclude, SIGHUP) ----------------------------
@@ -193,7 +196,7 @@ class LinuxHost:
         never pick it up again while it lives; the names of the clients released."""
         self.discovery.exclude(pid)
         names = []
-        for key, c in list(self.procs.items()):
+        for key, c in list(self.roster.procs.items()):
             if key[0] != pid:
                 continue
             if not self.dry_run:
@@ -201,13 +204,13 @@ class LinuxHost:
                     kind_of(c).restore(c, self.io)
                 except SysError as e:
                     log.warning("restore %s (%s): %s", c.name, c.id, e)
-            self._drop(key)
-            self.ignored.add(key)
+            self.roster.drop(key)
+            self.roster.ignored.add(key)
             names.append(c.name)
         return names
 
     def include(self, pid: int) -> None:
-        self.ignored = {k for k in self.ignored if not (isinstance(k, tuple) and k[0] == pid)}
+        self.roster.include(pid)
         self.discovery.include(pid)
 
     def reload(self, cfg: Config, extra_pids: Iterable[int] = ()) -> None:
@@ -217,131 +220,59 @@ class LinuxHost:
                            groups=cfg.groups, source=cfg.source)
         self.discovery.set_rules(self.cfg, extra_pids)
 
-    # --- errors ---------------------------------------------------------------------
+    # --- errors (homenode.linux.guard; the engine reports through these too) ------------
 
     def warn_once(self, key: str, kind: str, message: str) -> None:
         self.guard.warn_once(key, kind, message)
 
-    def _guard(self, c: Tracked, key: object, fn, on_error=None):
-        """Run ``fn`` for one client; sort any error into drop / unmanage / back off."""
-        now = self.clock.now()
-        try:
-            return fn()
-        except ProcessGone as e:
-            if self._still_there(c):
-                # ESRCH/ENOENT from one call (a thread, a file) while the process itself
-                # lives on: dropping it would lose homenode's bookkeeping of it.
-                self.failed(c, key, now, "ProcessGone", e)
-                self._check_settled(c)
-            else:
-                self._drop(key)
-                log.info("client %s (%s) gone: %s", c.name, c.id, e)
-            return on_error(e) if on_error else None
-        except AccessDenied as e:
-            if c.managed:
-                c.unmanage(f"not permitted: {e}")
-                self.keeper.dirty = True
-            self.warn_once(c.id, type(e).__name__, f"{c.name} ({c.id}): {e}; left unmanaged")
-            return on_error(e) if on_error else None
-        except (SysError, ParseError) as e:
-            self.failed(c, key, now, type(e).__name__, e)
-            self._check_settled(c)
-            return on_error(e) if on_error else None
-        except Exception as e:   # a bug must not stop the tick for every other client
-            if not self.guard.warned(c.id, "internal"):
-                log.exception("internal error on %s (%s)", c.name, c.id)
-            self.failed(c, key, now, "internal", e)
-            self._check_settled(c)
-            return on_error(e) if on_error else None
-
     def failed(self, c: Tracked, key: object, now: float, kind: str, e: Exception) -> None:
-        delay = self.guard.failed(key, now)
-        self.warn_once(c.id, kind, f"{c.name} ({c.id}): {e}; backing off {delay:g} s "
-                                   f"(further {kind} errors of this client not logged)")
-
-    def _still_there(self, c: Tracked) -> bool:
-        return kind_of(c).still_there(c, self.io)
-
-    def _check_settled(self, c: Tracked) -> None:
-        """After an error the threads' masks may disagree with the bookkeeping (an
-        affinity change failed half-way and so did its put-back): if so, they are
-        repaired at the client's next refresh.  Costs a few calls, on errors only."""
-        if c.key in self.unsettled or c.key not in self.procs or not c.managed:
-            return
-        try:
-            ok = kind_of(c).settled(c, self.io)
-        except SysError:
-            return
-        if not ok:
-            self.unsettled.add(c.key)
-
-    def _drop(self, key: object) -> None:
-        self.stats.dropped += 1
-        c = self.procs.pop(key, None) or self.cgroups.pop(key, None)  # type: ignore[arg-type]
-        self.unsettled.discard(key)  # type: ignore[arg-type]
-        if c is not None:
-            self.guard.forget(key, c.id)
-            self.keeper.dirty = self.keeper.dirty or c.set_cpus is not None
+        self.client_guard.failed(c, key, now, kind, e)
 
     # --- reading --------------------------------------------------------------------
 
     def _make_ctx(self, now: float, slot: tuple[int, int] = (1, 0)) -> Ctx:
-        return Ctx(self.proc, now, self._online, self._usable, self._mem_nodes,
+        return Ctx(self.proc, now, self.cpus.online, self.cpus.usable, self.cpus.mem_nodes,
                    self.cfg.daemon.numa_maps_interval, self.cgroup_root,
                    self.cfg.daemon.manage_bound, slot)
 
     def _topology_changed(self, topo: Topology) -> None:
         self._topology = topo
-        self._recheck_cpus = False
-        node_cpus = frozenset(c for cpus in topo.cpus for c in cpus)
-        try:
-            online = read_online_cpus(self.sys_root)
-            self._online = node_cpus if online is None else online
-        except (OSError, ParseError) as e:
-            # The nodes' cpulists (just read) list the online CPUs; read again next tick.
-            self.warn_once(HOST, "topology", f"reading the online CPUs failed: {e}")
-            self._online, self._recheck_cpus = node_cpus, True
-        try:
-            isolated = read_isolated_cpus(self.sys_root)
-        except (OSError, ParseError) as e:
-            self.warn_once(HOST, "topology", f"reading the isolated CPUs failed: {e}")
-            isolated, self._recheck_cpus = self._online - self._usable, True
-        self._usable = self._online - isolated
-        self._mem_nodes = frozenset(nid for nid, m in zip(topo.node_ids, topo.mem_pages,
-                                                          strict=True) if m > 0)
+        self.cpus.update(topo)
 
     def _scan(self, ctx: Ctx, slot: tuple[int, int]) -> None:
         try:
-            found = self.discovery.scan(ctx.now, list(self.procs) + [
-                k for k in self.ignored if isinstance(k, tuple)], list(self.cgroups), slot)
+            found = self.discovery.scan(ctx.now, self.roster.known_processes(),
+                                        list(self.roster.cgroups), slot)
         except OSError as e:
             self.warn_once(HOST, "scan", f"scanning for clients failed: {e}")
             return
-        topo = self._topology
         for info in found.processes:
             c = new_process_client(info, ctx.now)     # a VM with guest NUMA: its slices
-            self.procs[c.key] = c
+            self.roster.procs[c.key] = c
             log.info("client %s (%s): %s%s", c.name, c.id, info.why,
                      f", VM with {info.vcpus} vCPUs" if info.vm else "")
-            if topo is not None:
-                self._guard(c, c.key, lambda c=c: self._adopted(
-                    c, self.keeper.found(c, topo)))
+            self._adopt(c)
         for cg in found.cgroups:
-            if cg.rel in self.ignored:
+            if cg.rel in self.roster.ignored:
                 continue
             try:
                 g = CgroupClient(cg, ctx)
             except SysError as e:
                 self.warn_once(f"cg:{cg.rel}", type(e).__name__, f"cgroup {cg.rel}: {e}")
                 continue
-            self.cgroups[g.key] = g
+            self.roster.cgroups[g.key] = g
             log.info("client %s (%s): child of %s", g.name, g.id, cg.path.parent.name)
-            if topo is not None:
-                self._guard(g, g.key, lambda g=g: self._adopted(
-                    g, self.keeper.found(g, topo)))
-        for i, g in enumerate(self.cgroups.values()):
+            self._adopt(g)
+        for i, g in enumerate(self.roster.cgroups.values()):
             if i % slot[0] == slot[1]:
-                self._guard(g, g.key, lambda g=g: g.refresh_members(ctx))
+                self.client_guard.run(g, g.key, lambda g=g: g.refresh_members(ctx))
+
+    def _adopt(self, c: Tracked) -> None:
+        """A client just found: adopted from the previous daemon's record, if any."""
+        topo = self._topology
+        if topo is not None:
+            self.client_guard.run(c, c.key, lambda: self._adopted(
+                c, self.keeper.found(c, topo)))
 
     def _adopted(self, c: Tracked, verdict: str | None) -> None:
         if verdict in ("adopted", "completed"):
@@ -352,57 +283,25 @@ class LinuxHost:
             log.info("client %s (%s): re-bound by someone else while no homenode ran; "
                      "its record in the state file is dropped", c.name, c.id)
 
-    def _prune_ignored(self) -> None:
-        alive = set(procfs.list_pids(self.proc))
-        self.ignored = {k for k in self.ignored
-                        if not isinstance(k, tuple) or k[0] in alive}
-
-    def _unreadable(self, c: Tracked, e: AccessDenied) -> None:
-        """A client homenode may not even read is dropped for good (it would fail again
-        every tick)."""
-        self._drop(c.key)  # type: ignore[attr-defined]
-        self.ignored.add(c.key)  # type: ignore[attr-defined]
-        if len(self.ignored) > IGNORED_PRUNE_AT:
-            self._prune_ignored()
-        self.warn_once(c.id, "unreadable", f"{c.name} ({c.id}): cannot read it ({e}); "
-                                           f"not managed")
-
     def _refresh(self, c: Tracked, ctx: Ctx, topo: Topology) -> None:
         kind = kind_of(c)
-        if c.key in self.unsettled and not self.dry_run:
+        if c.key in self.roster.unsettled and not self.dry_run:
             kind.resettle(c, self.io)    # before the binding check
-            self.unsettled.discard(c.key)
+            self.roster.unsettled.discard(c.key)
         try:
             c.refresh(ctx)
         except AccessDenied as e:
-            self._unreadable(c, e)
+            # A client homenode may not even read would fail again every tick.
+            self.roster.ignore(c.key, self.proc)
+            self.warn_once(c.id, "unreadable", f"{c.name} ({c.id}): cannot read it ({e}); "
+                                               f"not managed")
             return
         if self.dry_run or not c.managed or c.home is None:
             return
-        kind.keep_home(c, self._node_cpus(topo, c.home), self.io)
-
-    @staticmethod
-    def _node_cpus(topo: Topology, node_id: int) -> frozenset[int]:
-        if node_id not in topo.node_ids:
-            return frozenset()
-        return frozenset(topo.cpus[topo.index(node_id)])
-
-    def _tracked(self) -> list[Tracked]:
-        return [*self.procs.values(), *self.cgroups.values()]
-
-    # --- the snapshot ---------------------------------------------------------------
-
-    def _build(self, now: float, topo: Topology, free: np.ndarray) -> Snapshot:
-        tracked = self._tracked()
-        self.discovery.labels.update(tracked, now)    # affinity groups, node constraints
-        key = (id(topo), *((c.id, c.version) for c in tracked))
-        if key != self._models_key:
-            self._models_key = key
-            self._models = tuple(with_labels(view.client_model(c, topo), c, topo)
-                                 for c in tracked)
-        return view.build_snapshot(now, topo, tracked, self._models, free)
-
-    # --- actions --------------------------------------------------------------------
+        node = c.home
+        cpus = frozenset(topo.cpus[topo.index(node)]) if node in topo.node_ids else \
+            frozenset()
+        kind.keep_home(c, cpus, self.io)
 
 
 def kernel_numa_balancing(proc_root: str = "/proc") -> bool:

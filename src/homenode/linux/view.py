@@ -7,6 +7,8 @@ bound to, and counts on the node holding most of its bound CPUs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from homenode.linux.clients import Tracked
@@ -63,3 +65,20 @@ def build_snapshot(now: float, topo: Topology, tracked: list[Tracked],
                     np.fromiter((c.home_since for c in tracked), float, n),
                     np.fromiter((c.demand for c in tracked), float, n),
                     np.fromiter((c.received for c in tracked), float, n), pages, free)
+
+
+class Models:
+    """The clients' models, rebuilt only when a client or the topology changed."""
+
+    def __init__(self) -> None:
+        self._key: tuple = ()
+        self._models: tuple[Client, ...] = ()
+
+    def snapshot(self, now: float, topo: Topology, tracked: list[Tracked],
+                 free: np.ndarray, label: Callable[[Client, Tracked, Topology], Client]
+                 ) -> Snapshot:
+        key = (id(topo), *((c.id, c.version) for c in tracked))
+        if key != self._key:
+            self._key = key
+            self._models = tuple(label(client_model(c, topo), c, topo) for c in tracked)
+        return build_snapshot(now, topo, tracked, self._models, free)
