@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import sys
 import time
-import traceback
 from pathlib import Path
 
 from homenode_qemu.guest import SCENARIOS, load
+from homenode_qemu.guest.result import run_and_write
 
 
 def main(argv: list[str]) -> int:
@@ -17,21 +17,13 @@ def main(argv: list[str]) -> int:
     params = json.loads(Path(params_path).read_text())
     uptime = float(Path("/proc/uptime").read_text().split()[0])
     result: dict = {"scenario": name, "python_start_uptime_s": uptime}
-    rc = 0
-    try:
+
+    def run() -> dict:
         if name not in SCENARIOS:
             raise KeyError(f"unknown scenario {name!r}; known: {sorted(SCENARIOS)}")
-        result.update(load(name)(params))
-    except Exception as e:      # the host must get a result to show, whatever broke
-        result["error"] = f"{type(e).__name__}: {e}"
-        result["traceback"] = traceback.format_exc()
-        traceback.print_exc()
-        rc = 1
-    result["guest_run_s"] = round(time.monotonic() - t0, 3)
-    tmp = Path(result_path + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1, default=str))
-    tmp.replace(result_path)
-    return rc
+        return load(name)(params)
+
+    return run_and_write(run, result, result_path, started=t0)
 
 
 if __name__ == "__main__":

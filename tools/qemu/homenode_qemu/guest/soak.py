@@ -30,12 +30,12 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 from homenode_qemu.guest import displace, observe, procs
 from homenode_qemu.guest.balancers import to_toml
+from homenode_qemu.guest.result import run_and_write
 
 RUNDIR = Path("/tmp/workers")
 WORK = Path("/tmp/hn")
@@ -440,19 +440,7 @@ SCENARIOS = {"soak": soak, "crash": crash}
 def main(argv: list[str]) -> int:
     name, params_path, result_path = argv
     params = json.loads(Path(params_path).read_text())
-    result: dict[str, Any] = {"scenario": name}
-    rc = 0
-    try:
-        result.update(SCENARIOS[name](params))
-    except Exception as e:          # the host must get a result, whatever broke
-        result["error"] = f"{type(e).__name__}: {e}"
-        result["traceback"] = traceback.format_exc()
-        traceback.print_exc()
-        rc = 1
-    tmp = Path(result_path + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1, default=str))
-    tmp.replace(result_path)
-    return rc
+    return run_and_write(lambda: SCENARIOS[name](params), {"scenario": name}, result_path)
 
 
 if __name__ == "__main__":
