@@ -41,7 +41,15 @@ import highspy
 import numpy as np
 
 from homenode.cpu import pooled_share
-from homenode.model import Considered, Decision, MigratePages, Reason, SetHome, Snapshot
+from homenode.model import (
+    LOCAL_DISTANCE,
+    Considered,
+    Decision,
+    MigratePages,
+    Reason,
+    SetHome,
+    Snapshot,
+)
 from homenode.policy import base
 from homenode.settings import Settings
 from homenode.units import GIB, PAGE_SIZE
@@ -53,6 +61,8 @@ STAY_WEIGHT = 1e-3             # cores per client kept where its memory is (tie-
 BALANCE_WEIGHT = 1e-4          # cores per unit of the busiest node's load (tie-break 2)
 ORIGIN_RESIDENT = 0.9          # a client's initial layout: once this share is touched
 MIP_REL_GAP = 1e-6             # the solver stops when proven this close to optimal
+# ``remote_latency`` is the latency at one hop, SLIT distance 21 (ACPI: local is 10).
+ONE_HOP_DISTANCE = 21
 DEFAULT_MEM_INTENSITY = 0.5    # the simulator's default, used without hints
 DEFAULT_REMOTE_LATENCY = 1.6   # latency ratio at SLIT 21, the simulator's default
 SOLVER_THREADS = 1             # compare runs policies in parallel processes already
@@ -86,7 +96,8 @@ class SolveStats:
 
 def latency_ratio(distance: np.ndarray, remote_latency: float) -> np.ndarray:
     """As ``HostSpec.latency_ratio``: linear in SLIT distance, 1.0 locally."""
-    return 1.0 + (distance.astype(float) - 10.0) * (remote_latency - 1.0) / 11.0
+    return 1.0 + (distance.astype(float) - LOCAL_DISTANCE) * (remote_latency - 1.0) / \
+        (ONE_HOP_DISTANCE - LOCAL_DISTANCE)
 
 
 @dataclass
