@@ -2,7 +2,7 @@
 
 - kernel files (cpulist, node meminfo, distance, numa_maps, /proc/PID/stat, schedstat,
   status, maps, /proc/stat, mountinfo, the cgroup files): ``homenode.linux.kernel.errors
-  .ParseError`` (docs: linux/errors.py), or nothing;
+  .ParseError`` (docs: linux/kernel/errors.py), or nothing;
 - the daemon's TOML config, scenario files, traces, sizes and durations given on the
   command line: ``homenode.errors.InputError`` (one line naming the field and value);
 - status API requests: never an exception -- a one-line ``{"ok": false, "error": ...}``
