@@ -23,6 +23,7 @@ from linux_support import SYS_TWO, StepClock, child, needs_root, needs_two_cpus,
 from homenode.linux import config, state
 from homenode.linux.host import LinuxHost
 from homenode.linux.kernel import faults
+from homenode.linux.kinds.process import ProcRecord
 from homenode.model import Reason, SetHome
 
 ALL = frozenset({0, 1})
@@ -44,8 +45,8 @@ def _host(pid: int, path: Path | None, clock: StepClock | None = None) -> LinuxH
 
 def test_state_round_trip_and_atomic_write(tmp_path):
     f = state.StateFile(tmp_path / "d.json", boot="b1")
-    saved = state.Saved({(5, 9): state.ProcRecord(5, 9, frozenset({1}), None, ALL, {6: ALL},
-                                                  1, 1234.5)})
+    rec = ProcRecord(5, 9, frozenset({1}), None, ALL, {6: ALL}, 1, 1234.5)
+    saved = state.Saved({"procs": {(5, 9): rec}})
     assert f.save(saved) and not f.save(saved)          # unchanged: not written again
     assert f.writes == 1
     assert state.StateFile(tmp_path / "d.json", boot="b1").load() == saved

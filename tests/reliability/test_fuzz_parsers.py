@@ -54,6 +54,8 @@ from homenode.inputs import (
 from homenode.linux import config, state
 from homenode.linux.kernel import cgroup, procfs, sysfs
 from homenode.linux.kernel.errors import ParseError
+from homenode.linux.kinds.cgroup import CgroupRecord
+from homenode.linux.kinds.process import ProcRecord
 from homenode.ops import api
 from homenode.ops.status import StatusRecorder
 from homenode.settings import Settings
@@ -488,11 +490,11 @@ def test_api_request(recorder, line):
 
 # --- the daemon's own state file ------------------------------------------------------------
 
-STATE_SAMPLE = state.dumps(state.Saved(
-    {(42, 7): state.ProcRecord(42, 7, frozenset({0, 1}), frozenset({2}), frozenset(range(4)),
-                               {43: frozenset({3})}, 0, 1.5e9)},
-    {"machine.slice/vm": state.CgroupRecord("machine.slice/vm", frozenset({0}), None, "",
-                                            0, 1.5e9, [])}), "boot")
+STATE_SAMPLE = state.dumps(state.Saved({
+    "procs": {(42, 7): ProcRecord(42, 7, frozenset({0, 1}), frozenset({2}), frozenset(range(4)),
+                                  {43: frozenset({3})}, 0, 1.5e9)},
+    "cgroups": {"machine.slice/vm": CgroupRecord("machine.slice/vm", frozenset({0}), None, "",
+                                                 0, 1.5e9, [])}}), "boot")
 
 
 @fuzz_settings()

@@ -13,7 +13,7 @@ from homenode.linux.actions_io import ActionIo, HostStats
 from homenode.linux.clients import Ctx, Tracked
 from homenode.linux.kernel.errors import AccessDenied
 from homenode.linux.kinds import kind_of
-from homenode.linux.state import Cpus
+from homenode.linux.kinds.record import Cpus
 from homenode.model import Action, ActionResult, MigratePages, SetHome, Topology
 
 __all__ = ["ActionIo", "HostStats", "apply_one", "home_changes", "target"]

@@ -25,14 +25,11 @@ from pathlib import Path
 from types import ModuleType
 
 from homenode.linux.actions_io import KernelIo
-from homenode.linux.clients import ProcessClient, Tracked
-from homenode.linux.discovery import ProcessInfo
-from homenode.linux.kernel import procfs
+from homenode.linux.clients import Tracked
 from homenode.linux.kernel.errors import SysError
-from homenode.linux.kinds import kind_of
-from homenode.linux.kinds.process import adopt_process
-from homenode.linux.kinds.threads import restore as restore_threads
-from homenode.linux.state import Cpus, Saved, StateFile
+from homenode.linux.kinds import SECTIONS, kind_of
+from homenode.linux.kinds.record import Cpus
+from homenode.linux.state import Saved, StateFile
 from homenode.model import Topology
 
 log = logging.getLogger("homenode.linux")
@@ -76,8 +73,9 @@ class Keeper:
 
     def found(self, c: Tracked, topo: Topology) -> str | None:
         """A client just found: adopted from the previous daemon's record, if any."""
-        verdict = kind_of(c).adopt(c, self.carried, self.io, topo, self.from_wall,
-                                   self.write)
+        kind = kind_of(c)
+        verdict = kind.adopt(c, self.carried.section(kind.section), self.io, topo,
+                             self.from_wall, self.write)
         if verdict is not None:
             self.dirty = True
         return verdict
@@ -103,52 +101,41 @@ class Keeper:
             return
         out = Saved()
         for c in tracked:
-            kind_of(c).record(c, self.pending.get(c.key), self.to_wall, out)
+            kind = kind_of(c)
+            rec = kind.record(c, self.pending.get(c.key), self.to_wall)
+            if rec is not None:
+                out.section(kind.section)[kind.key(rec)] = rec
         self._prune_carried()
-        for k, r in self.carried.procs.items():
-            out.procs.setdefault(k, r)
-        for rel, g in self.carried.cgroups.items():
-            out.cgroups.setdefault(rel, g)
+        for name, records in self.carried.sections.items():
+            section = out.section(name)
+            for k, r in records.items():
+                section.setdefault(k, r)
         self.state.save(out)
         self.dirty = False
 
     def _prune_carried(self) -> None:
-        """Forget records whose process has exited (or whose PID is someone else's)."""
-        for key in list(self.carried.procs):
-            try:
-                alive = procfs.read_stat(self.proc, key[0]).starttime == key[1]
-            except SysError:
-                alive = False
-            if not alive:
-                del self.carried.procs[key]
-        for rel in list(self.carried.cgroups):
-            if self.cgroup_root is None or not (self.cgroup_root / rel).is_dir():
-                del self.carried.cgroups[rel]
+        """Forget records whose client has gone (a process exited, or its PID is someone
+        else's; a cgroup removed)."""
+        for name, kind in SECTIONS.items():
+            records = self.carried.section(name)
+            for key, rec in list(records.items()):
+                if not kind.carried_alive(rec, self.io, self.cgroup_root):
+                    del records[key]
 
     def restore_carried(self, topo: Topology | None) -> tuple[int, int]:
-        """On a clean exit, put back what a previous daemon set on processes this one
-        never found as clients (the config changed, say): homenode's promise holds."""
+        """On a clean exit, put back what a previous daemon set on clients this one never
+        found (the config changed, say): homenode's promise holds."""
         clients = threads = 0
         if not self.write or topo is None:
             return 0, 0
-        for key, rec in list(self.carried.procs.items()):
-            if rec.part is not None:
-                continue        # a VM slice is only put back by a daemon that found it
-            try:
-                st = procfs.read_stat(self.proc, rec.pid)
-                if st.starttime != rec.start:
+        for name, kind in SECTIONS.items():
+            records = self.carried.section(name)
+            for key, rec in list(records.items()):
+                n = kind.restore_carried(rec, self.io, topo, self.from_wall)
+                if n is None:
                     continue
-                c = ProcessClient(ProcessInfo(rec.pid, rec.start, st.comm, "state"), 0.0)
-                if adopt_process(c, rec, self.io, topo, self.from_wall) in (
-                        "adopted", "completed"):
-                    n = restore_threads(c, self.io)
-                    clients += n > 0
-                    threads += n
-            except SysError as e:
-                if not e.gone:
-                    log.warning("restore pid %d (from the state file): %s", rec.pid, e)
-                continue
-            finally:
-                del self.carried.procs[key]
+                del records[key]
+                clients += n > 0
+                threads += n
         self.dirty = True
         return clients, threads

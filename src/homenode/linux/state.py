@@ -6,7 +6,9 @@ originals to put back on exit would be lost.  So the daemon records, per client 
 changed, the (PID, start time) or cgroup, the CPUs it set, the masks or ``cpuset.cpus``
 text from before its first change, and the home node; a restart adopts a record only
 when the process is the same one and its affinity is still one homenode set
-(homenode.linux.adopt).
+(homenode.linux.adopt).  Each client kind writes and reads its own section of the file
+(``procs``, ``cgroups``: its record type and codec live in its module in
+homenode.linux.kinds); this module holds the file itself.
 
 - Written atomically (a temporary file renamed over the old one), never while a dry run.
 - Write-ahead: before a batch of home changes the file already names the new CPUs as
@@ -29,11 +31,10 @@ import fcntl
 import json
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from homenode.linux.kernel.sysfs import format_cpulist, parse_cpulist
+from homenode.linux.kinds import SECTIONS
 
 log = logging.getLogger("homenode.linux")
 
@@ -54,124 +55,36 @@ def boot_id(path: str = BOOT_ID) -> str:
         return ""
 
 
-Cpus = frozenset[int]
-
-
-@dataclass
-class ProcRecord:
-    """One process whose affinity homenode changed."""
-
-    pid: int
-    start: int
-    set_cpus: Cpus | None            # the CPUs homenode set (None: none yet)
-    pending: Cpus | None = None      # being set when the record was written
-    orig_mask: Cpus | None = None    # the main thread's mask before homenode's change
-    orig_masks: dict[int, Cpus] = field(default_factory=dict)   # other threads' (tid)
-    home: int | None = None          # kernel node id
-    home_since: float = 0.0          # wall clock (time.time())
-    part: int | None = None          # a VM slice: its guest node (homenode.linux.vmslice)
-
-    @property
-    def key(self) -> tuple[int, ...]:
-        return (self.pid, self.start) if self.part is None else \
-            (self.pid, self.start, self.part)
-
-
-@dataclass
-class CgroupRecord:
-    """One cgroup whose ``cpuset.cpus`` (or members' affinity) homenode changed."""
-
-    rel: str
-    set_cpus: Cpus | None
-    pending: Cpus | None = None
-    orig_cpus_text: str | None = None
-    home: int | None = None
-    home_since: float = 0.0
-    members: list[ProcRecord] = field(default_factory=list)   # affinity fallback
-
-
-@dataclass
 class Saved:
-    procs: dict[tuple[int, ...], ProcRecord] = field(default_factory=dict)
-    cgroups: dict[str, CgroupRecord] = field(default_factory=dict)
+    """The records of a state file: section (one per client kind that keeps records,
+    homenode.linux.kinds.SECTIONS) -> key -> record."""
+
+    def __init__(self, sections: dict[str, dict[Any, Any]] | None = None):
+        self.sections: dict[str, dict[Any, Any]] = dict(sections or {})
+
+    def section(self, name: str) -> dict[Any, Any]:
+        return self.sections.setdefault(name, {})
 
     def __len__(self) -> int:
-        return len(self.procs) + len(self.cgroups)
+        return sum(len(s) for s in self.sections.values())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Saved):
+            return NotImplemented
+        return {k: v for k, v in self.sections.items() if v} == \
+            {k: v for k, v in other.sections.items() if v}
+
+    def __repr__(self) -> str:
+        return f"Saved({self.sections!r})"
 
 
 # --- (de)serialising -----------------------------------------------------------------------
 
-def _cpus_out(c: Cpus | None) -> str | None:
-    return None if c is None else format_cpulist(c)
-
-
-def _cpus_in(v: Any) -> Cpus | None:
-    if v is None:
-        return None
-    if not isinstance(v, str):
-        raise TypeError(f"expected a CPU list, got {v!r}")
-    return frozenset(parse_cpulist(v))
-
-
-def _int(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise TypeError(f"expected an integer, got {v!r}")
-    return v
-
-
-def _opt_int(v: Any) -> int | None:
-    return None if v is None else _int(v)
-
-
-def _float(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise TypeError(f"expected a number, got {v!r}")
-    return float(v)
-
-
-def _proc_out(r: ProcRecord) -> dict[str, Any]:
-    return {"pid": r.pid, "start": r.start, "set_cpus": _cpus_out(r.set_cpus),
-            "pending": _cpus_out(r.pending), "orig_mask": _cpus_out(r.orig_mask),
-            "orig_masks": {str(t): format_cpulist(m) for t, m in sorted(r.orig_masks.items())},
-            "home": r.home, "home_since": round(r.home_since, 3), "part": r.part}
-
-
-def _proc_in(d: Any) -> ProcRecord:
-    if not isinstance(d, dict):
-        raise TypeError("expected an object")
-    masks = d.get("orig_masks") or {}
-    if not isinstance(masks, dict):
-        raise TypeError("orig_masks: expected an object")
-    return ProcRecord(_int(d["pid"]), _int(d["start"]), _cpus_in(d.get("set_cpus")),
-                      _cpus_in(d.get("pending")), _cpus_in(d.get("orig_mask")),
-                      {int(t): _cpus_in(m) or frozenset() for t, m in masks.items()},
-                      _opt_int(d.get("home")), _float(d.get("home_since", 0.0)),
-                      _opt_int(d.get("part")))
-
-
-def _cgroup_out(r: CgroupRecord) -> dict[str, Any]:
-    return {"rel": r.rel, "set_cpus": _cpus_out(r.set_cpus), "pending": _cpus_out(r.pending),
-            "orig_cpus_text": r.orig_cpus_text, "home": r.home,
-            "home_since": round(r.home_since, 3), "members": [_proc_out(m) for m in r.members]}
-
-
-def _cgroup_in(d: Any) -> CgroupRecord:
-    if not isinstance(d, dict):
-        raise TypeError("expected an object")
-    rel, text, members = d["rel"], d.get("orig_cpus_text"), d.get("members") or []
-    if not isinstance(rel, str) or not (text is None or isinstance(text, str)) or \
-            not isinstance(members, list):
-        raise TypeError("bad cgroup record")
-    return CgroupRecord(rel, _cpus_in(d.get("set_cpus")), _cpus_in(d.get("pending")), text,
-                        _opt_int(d.get("home")), _float(d.get("home_since", 0.0)),
-                        [_proc_in(m) for m in members])
-
-
 def dumps(saved: Saved, boot: str) -> str:
-    return json.dumps({"version": STATE_VERSION, "boot_id": boot,
-                       "procs": [_proc_out(r) for _, r in sorted(saved.procs.items())],
-                       "cgroups": [_cgroup_out(r) for _, r in sorted(saved.cgroups.items())]},
-                      separators=(",", ":"))
+    doc: dict[str, Any] = {"version": STATE_VERSION, "boot_id": boot}
+    for name, kind in SECTIONS.items():
+        doc[name] = [kind.dump(r) for _, r in sorted(saved.sections.get(name, {}).items())]
+    return json.dumps(doc, separators=(",", ":"))
 
 
 def loads(text: str | bytes, boot: str) -> Saved:
@@ -185,12 +98,12 @@ def loads(text: str | bytes, boot: str) -> Saved:
         raise ValueError(f"not a version {STATE_VERSION} state file")
     if doc.get("boot_id") != boot:
         raise ValueError("written before the last boot")
-    procs, cgroups = doc.get("procs", []), doc.get("cgroups", [])
-    if not isinstance(procs, list) or not isinstance(cgroups, list):
-        raise ValueError("procs and cgroups must be lists")
+    lists = {name: doc.get(name, []) for name in SECTIONS}
+    if not all(isinstance(v, list) for v in lists.values()):
+        raise ValueError(f"{' and '.join(SECTIONS)} must be lists")
     try:
-        out = Saved({r.key: r for r in map(_proc_in, procs)},
-                    {r.rel: r for r in map(_cgroup_in, cgroups)})
+        out = Saved({name: {kind.key(r): r for r in map(kind.load, lists[name])}
+                     for name, kind in SECTIONS.items()})
     except (KeyError, TypeError, ValueError, OverflowError) as e:
         raise ValueError(f"bad record: {e}") from None
     return out

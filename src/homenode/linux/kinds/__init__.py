@@ -18,9 +18,9 @@ from homenode.linux.actions_io import ActionIo, KernelIo
 from homenode.linux.clients import CgroupClient, ProcessClient, Tracked
 from homenode.linux.kinds.cgroup import CgroupKind
 from homenode.linux.kinds.process import ProcessKind
+from homenode.linux.kinds.record import Cpus
 from homenode.linux.kinds.vmslice import VmSliceKind
 from homenode.linux.migrate import Moved
-from homenode.linux.state import Cpus, Saved
 from homenode.linux.vmslice import VmSlice
 
 Check = Callable[[], None]
@@ -45,10 +45,11 @@ class ClientKind(Protocol):
               io: ActionIo) -> bool:
         """Hand the copy to the migration engine, off the loop; False: copy it now."""
 
-    def adopt(self, c: Any, carried: Saved, io: KernelIo, topo: Any,
+    def adopt(self, c: Any, carried: dict[Any, Any], io: KernelIo, topo: Any,
               from_wall: Callable[[float], float], act: bool) -> str | None:
-        """Take over the previous daemon's record of ``c`` from ``carried`` (popped):
-        "adopted", "completed", "nothing set", "re-bound"; None if it had none."""
+        """Take over the previous daemon's record of ``c`` from ``carried`` (this kind's
+        section; the record is popped): "adopted", "completed", "nothing set",
+        "re-bound"; None if it had none."""
 
     def restore(self, c: Any, io: KernelIo) -> int:
         """Put back what homenode changed; the threads (or cgroups) put back."""
@@ -63,18 +64,42 @@ class ClientKind(Protocol):
     def capture_originals(self, c: Any, io: KernelIo) -> None:
         """Read what to put back, before the first change (the write-ahead)."""
 
-    def record(self, c: Any, pending: Cpus | None, to_wall: Callable[[float], float],
-               into: Saved) -> None:
-        """Add the client's state-file record to ``into`` (if it has one)."""
+    def record(self, c: Any, pending: Cpus | None,
+               to_wall: Callable[[float], float]) -> Any | None:
+        """The client's state-file record (None: nothing to keep)."""
 
     def still_there(self, c: Any, io: KernelIo) -> bool: ...
 
     def settled(self, c: Any, io: KernelIo) -> bool:
         """Do the kernel's masks agree with the bookkeeping (after an error)?"""
 
+    # The kind's section of the state file (homenode.linux.state).
+    section: str
+
+    def dump(self, rec: Any) -> dict[str, Any]: ...
+
+    def load(self, d: Any) -> Any:
+        """A record from JSON; TypeError/ValueError/KeyError when it is damaged."""
+
+    def key(self, rec: Any) -> Any: ...
+
+    def carried_alive(self, rec: Any, io: KernelIo, cgroup_root: Any) -> bool:
+        """Is a record not adopted yet still worth keeping (its client still there)?"""
+
+    def restore_carried(self, rec: Any, io: KernelIo, topo: Any,
+                        from_wall: Callable[[float], float]) -> int | None:
+        """On a clean exit: put back a record never adopted; the threads put back, or
+        None to keep the record in the file."""
+
 
 _KINDS: dict[type, ClientKind] = {ProcessClient: ProcessKind(), CgroupClient: CgroupKind(),
                                    VmSlice: VmSliceKind()}
+
+
+# The state file's sections, in file order: the first kind of each section reads it.
+SECTIONS: dict[str, ClientKind] = {}
+for _kind in _KINDS.values():
+    SECTIONS.setdefault(_kind.section, _kind)
 
 
 def kind_of(c: Tracked) -> ClientKind:

@@ -8,6 +8,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from homenode.linux.actions_io import ActionIo, KernelIo
 from homenode.linux.clients import CgroupClient, ProcessClient
@@ -16,12 +19,52 @@ from homenode.linux.kernel import cgroup, procfs
 from homenode.linux.kernel.errors import ProcessGone, SysError
 from homenode.linux.kernel.sysfs import format_cpulist, parse_cpulist
 from homenode.linux.kinds import threads
-from homenode.linux.kinds.process import adopt_process, node_of, record_process
+from homenode.linux.kinds.process import (
+    ProcRecord,
+    adopt_process,
+    dump_record,
+    load_record,
+    node_of,
+    record_process,
+)
+from homenode.linux.kinds.record import Cpus, cpus_in, cpus_out, float_in, opt_int_in
 from homenode.linux.migrate import Moved, move_bulk, move_paced
-from homenode.linux.state import CgroupRecord, Cpus, Saved
 from homenode.model import Topology
 
 Check = Callable[[], None]
+
+
+# --- the state file's record (homenode.linux.state, section "cgroups") ------------------------
+
+@dataclass
+class CgroupRecord:
+    """One cgroup whose ``cpuset.cpus`` (or members' affinity) homenode changed."""
+
+    rel: str
+    set_cpus: Cpus | None
+    pending: Cpus | None = None
+    orig_cpus_text: str | None = None
+    home: int | None = None
+    home_since: float = 0.0
+    members: list[ProcRecord] = field(default_factory=list)   # affinity fallback
+
+
+def dump_cgroup_record(r: CgroupRecord) -> dict[str, Any]:
+    return {"rel": r.rel, "set_cpus": cpus_out(r.set_cpus), "pending": cpus_out(r.pending),
+            "orig_cpus_text": r.orig_cpus_text, "home": r.home,
+            "home_since": round(r.home_since, 3), "members": [dump_record(m) for m in r.members]}
+
+
+def load_cgroup_record(d: Any) -> CgroupRecord:
+    if not isinstance(d, dict):
+        raise TypeError("expected an object")
+    rel, text, members = d["rel"], d.get("orig_cpus_text"), d.get("members") or []
+    if not isinstance(rel, str) or not (text is None or isinstance(text, str)) or \
+            not isinstance(members, list):
+        raise TypeError("bad cgroup record")
+    return CgroupRecord(rel, cpus_in(d.get("set_cpus")), cpus_in(d.get("pending")), text,
+                        opt_int_in(d.get("home")), float_in(d.get("home_since", 0.0)),
+                        [load_record(m) for m in members])
 
 
 def record_cgroup(g: CgroupClient, pending: Cpus | None,
@@ -236,9 +279,9 @@ class CgroupKind:
               io: ActionIo) -> bool:
         return False        # a cgroup's members are copied in bulk, inside the tick
 
-    def adopt(self, c: CgroupClient, carried: Saved, io: KernelIo, topo: Topology,
-              from_wall: Callable[[float], float], act: bool) -> str | None:
-        rec = carried.cgroups.pop(c.rel, None)
+    def adopt(self, c: CgroupClient, carried: dict[Any, Any], io: KernelIo,
+              topo: Topology, from_wall: Callable[[float], float], act: bool) -> str | None:
+        rec = carried.pop(c.rel, None)
         if rec is None:
             return None
         return adopt_cgroup(c, rec, io, topo, from_wall, act)
@@ -259,10 +302,24 @@ class CgroupKind:
         capture_original(c)
 
     def record(self, c: CgroupClient, pending: Cpus | None,
-               to_wall: Callable[[float], float], into: Saved) -> None:
-        g = record_cgroup(c, pending, to_wall)
-        if g is not None:
-            into.cgroups[g.rel] = g
+               to_wall: Callable[[float], float]) -> CgroupRecord | None:
+        return record_cgroup(c, pending, to_wall)
+
+    # The state file's section of this kind.
+    section = "cgroups"
+    dump = staticmethod(dump_cgroup_record)
+    load = staticmethod(load_cgroup_record)
+
+    def key(self, rec: CgroupRecord) -> str:
+        return rec.rel
+
+    def carried_alive(self, rec: CgroupRecord, io: KernelIo, cgroup_root: Path | None
+                      ) -> bool:
+        return cgroup_root is not None and (cgroup_root / rec.rel).is_dir()
+
+    def restore_carried(self, rec: CgroupRecord, io: KernelIo, topo: Topology,
+                        from_wall: Callable[[float], float]) -> int | None:
+        return None          # kept: only a daemon that finds the cgroup puts it back
 
     def still_there(self, c: CgroupClient, io: KernelIo) -> bool:
         return c.path.is_dir()

@@ -7,18 +7,65 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 from homenode.linux.actions_io import ActionIo, KernelIo
 from homenode.linux.clients import ProcessClient
+from homenode.linux.discovery import ProcessInfo
+from homenode.linux.kernel import procfs
 from homenode.linux.kernel.errors import ProcessGone, SysError
 from homenode.linux.kernel.identity import Pinned
+from homenode.linux.kernel.sysfs import format_cpulist
 from homenode.linux.kinds import threads
+from homenode.linux.kinds.record import Cpus, cpus_in, cpus_out, float_in, int_in, opt_int_in
 from homenode.linux.migrate import STUCK_BACKOFF_S, Moved, move_bulk, move_paced
-from homenode.linux.state import Cpus, ProcRecord, Saved
 from homenode.model import Topology
 
 Check = Callable[[], None]
 log = logging.getLogger("homenode.linux")
+
+
+# --- the state file's record (homenode.linux.state, section "procs") --------------------------
+
+@dataclass
+class ProcRecord:
+    """One process whose affinity homenode changed."""
+
+    pid: int
+    start: int
+    set_cpus: Cpus | None            # the CPUs homenode set (None: none yet)
+    pending: Cpus | None = None      # being set when the record was written
+    orig_mask: Cpus | None = None    # the main thread's mask before homenode's change
+    orig_masks: dict[int, Cpus] = field(default_factory=dict)   # other threads' (tid)
+    home: int | None = None          # kernel node id
+    home_since: float = 0.0          # wall clock (time.time())
+    part: int | None = None          # a VM slice: its guest node (homenode.linux.vmslice)
+
+    @property
+    def key(self) -> tuple[int, ...]:
+        return (self.pid, self.start) if self.part is None else \
+            (self.pid, self.start, self.part)
+
+
+def dump_record(r: ProcRecord) -> dict[str, Any]:
+    return {"pid": r.pid, "start": r.start, "set_cpus": cpus_out(r.set_cpus),
+            "pending": cpus_out(r.pending), "orig_mask": cpus_out(r.orig_mask),
+            "orig_masks": {str(t): format_cpulist(m) for t, m in sorted(r.orig_masks.items())},
+            "home": r.home, "home_since": round(r.home_since, 3), "part": r.part}
+
+
+def load_record(d: Any) -> ProcRecord:
+    if not isinstance(d, dict):
+        raise TypeError("expected an object")
+    masks = d.get("orig_masks") or {}
+    if not isinstance(masks, dict):
+        raise TypeError("orig_masks: expected an object")
+    return ProcRecord(int_in(d["pid"]), int_in(d["start"]), cpus_in(d.get("set_cpus")),
+                      cpus_in(d.get("pending")), cpus_in(d.get("orig_mask")),
+                      {int(t): cpus_in(m) or frozenset() for t, m in masks.items()},
+                      opt_int_in(d.get("home")), float_in(d.get("home_since", 0.0)),
+                      opt_int_in(d.get("part")))
 
 
 def record_process(c: ProcessClient, pending: Cpus | None,
@@ -117,6 +164,26 @@ def migrate_process(c: ProcessClient, src: int, dst: int, budget: int, now: floa
     return r
 
 
+def restore_carried(rec: ProcRecord, io: KernelIo, topo: Topology,
+                    from_wall: Callable[[float], float]) -> int:
+    """On a clean exit, put back what a previous daemon set on a process this one never
+    found as a client (the config changed, say): homenode's promise holds.  The threads
+    put back (0: nothing to do, or it could not be done)."""
+    if rec.part is not None:
+        return 0            # a VM slice is only put back by a daemon that found it
+    try:
+        st = procfs.read_stat(io.proc, rec.pid)
+        if st.starttime != rec.start:
+            return 0
+        c = ProcessClient(ProcessInfo(rec.pid, rec.start, st.comm, "state"), 0.0)
+        if adopt_process(c, rec, io, topo, from_wall) in ("adopted", "completed"):
+            return threads.restore(c, io)
+    except SysError as e:
+        if not e.gone:
+            log.warning("restore pid %d (from the state file): %s", rec.pid, e)
+    return 0
+
+
 class ProcessKind:
     def target(self, c: ProcessClient) -> str:
         return f"{c.pid}@{c.start}"
@@ -168,9 +235,9 @@ class ProcessKind:
         io.queue(c, src, dst, pages, now)
         return True
 
-    def adopt(self, c: ProcessClient, carried: Saved, io: KernelIo, topo: Topology,
-              from_wall: Callable[[float], float], act: bool) -> str | None:
-        rec = carried.procs.pop(c.key, None)
+    def adopt(self, c: ProcessClient, carried: dict[Any, Any], io: KernelIo,
+              topo: Topology, from_wall: Callable[[float], float], act: bool) -> str | None:
+        rec = carried.pop(c.key, None)
         if rec is None:
             return None
         return adopt_process(c, rec, io, topo, from_wall, act)
@@ -196,10 +263,27 @@ class ProcessKind:
         threads.capture_originals(c, io)
 
     def record(self, c: ProcessClient, pending: Cpus | None,
-               to_wall: Callable[[float], float], into: Saved) -> None:
-        r = record_process(c, pending, to_wall)
-        if r is not None:
-            into.procs[r.key] = r
+               to_wall: Callable[[float], float]) -> ProcRecord | None:
+        return record_process(c, pending, to_wall)
+
+    # The state file's section of this kind.
+    section = "procs"
+    dump = staticmethod(dump_record)
+    load = staticmethod(load_record)
+
+    def key(self, rec: ProcRecord) -> tuple[int, ...]:
+        return rec.key
+
+    def carried_alive(self, rec: ProcRecord, io: KernelIo, cgroup_root: Any) -> bool:
+        """The process of a record not adopted yet still lives (same start time)."""
+        try:
+            return procfs.read_stat(io.proc, rec.pid).starttime == rec.start
+        except SysError:
+            return False
+
+    def restore_carried(self, rec: ProcRecord, io: KernelIo, topo: Topology,
+                        from_wall: Callable[[float], float]) -> int | None:
+        return restore_carried(rec, io, topo, from_wall)
 
     def still_there(self, c: ProcessClient, io: KernelIo) -> bool:
         try:
