@@ -15,7 +15,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src" / "homenode"
 CLIENT_CLASSES = {"Tracked", "ProcessClient", "CgroupClient", "VmSlice"}
 # Where the kinds themselves are written.
-KIND_MODULES = {"linux/kinds", "linux/clients.py", "linux/vmslice.py"}
+KIND_MODULES = {"linux/kinds", "linux/clients.py"}
 # Attributes that exist on some client kinds only.
 KIND_ONLY_ATTRS = {"pid", "start", "rel", "path", "guest_node", "guest", "vm_name", "argv",
                    "procs", "uses_cpuset", "tids", "vmas"}
@@ -75,7 +75,7 @@ def test_every_kind_is_registered():
     """A new kind is a module in linux/kinds plus its line in the registry."""
     from homenode.linux import kinds
     from homenode.linux.clients import CgroupClient, ProcessClient
-    from homenode.linux.vmslice import VmSlice
+    from homenode.linux.kinds.vmslice import VmSlice
 
     assert set(kinds._KINDS) == {ProcessClient, CgroupClient, VmSlice}
     for cls, kind in kinds._KINDS.items():

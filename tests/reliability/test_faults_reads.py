@@ -60,7 +60,7 @@ DENIED = (E.EACCES, E.EPERM)
 GONE = (E.ENOENT, E.ESRCH)
 # Sites a fixture host never reaches: maps (read to move pages: test_faults_syscalls.py,
 # on real processes), the node directory listing (only without node/online), a task's
-# stat (read for VM slices, homenode.linux.vmslice).
+# stat (read for VM slices, homenode.linux.kinds.vmslice).
 NOT_ON_FIXTURES = {"proc maps", "list sysfs nodes", "task stat"}
 
 READ_SITES = [s for s in (*PROCESS_READS, *SYSFS_READS, *CGROUP_READS, *LISTINGS)

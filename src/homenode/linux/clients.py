@@ -114,7 +114,7 @@ class Tracked:
 
 class ProcessClient(Tracked):
     kind = "process"
-    vm_name = ""          # a vNUMA slice: the name of its VM (homenode.linux.vmslice)
+    vm_name = ""          # a vNUMA slice: the name of its VM (homenode.linux.kinds.vmslice)
 
     def __init__(self, info: ProcessInfo, now: float):
         super().__init__(f"pid:{info.pid}", info.name, home_since=now,
@@ -144,7 +144,7 @@ class ProcessClient(Tracked):
         return (self.pid, self.start)
 
     # The threads homenode homes, and where its memory may be moved from.  A vNUMA slice
-    # of a VM (homenode.linux.vmslice) narrows these to its vCPU threads and guest RAM.
+    # of a VM (homenode.linux.kinds.vmslice) narrows these to its vCPU threads and guest RAM.
 
     @property
     def main_tid(self) -> int:

@@ -7,7 +7,7 @@ cost per tick.  Verdicts are cached per (PID, start time), so a reused PID is ju
 afresh (at the latest one scan_interval later).  PID 1, kernel threads and homenode
 itself are never clients.  QEMU VMs are recognised by their vCPU threads (``CPU n/KVM``)
 or their executable, and named by their ``-name``.  A VM with a guest NUMA topology
-becomes one client per guest node (homenode.linux.vmslice), once its vCPU threads exist.
+becomes one client per guest node (homenode.linux.kinds.vmslice), once its vCPU threads exist.
 """
 
 from __future__ import annotations

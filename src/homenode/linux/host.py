@@ -37,10 +37,10 @@ from homenode.linux.kernel import numa_syscalls as default_sys
 from homenode.linux.kernel.errors import AccessDenied, ParseError, SysError
 from homenode.linux.kernel.sysfs import NodeState, TopologyReader, format_cpulist
 from homenode.linux.kinds import kind_of
+from homenode.linux.kinds.vmslice import new_process_client
 from homenode.linux.roster import Roster
 from homenode.linux.state import StateFile
 from homenode.linux.view import Models
-from homenode.linux.vmslice import new_process_client
 from homenode.model import Action, ActionResult, Snapshot, Topology
 
 log = logging.getLogger("homenode.linux")

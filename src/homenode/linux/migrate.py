@@ -55,7 +55,7 @@ def movable_mappings(proc: str, pid: int, starts: set[int] | None = None,
                      ) -> list[procfs.Mapping]:
     """The mappings to scan: those starting at ``starts`` (the VMAs whose own pages
     numa_maps showed on the source node), else every writable one.  With ``ranges`` (a
-    VM's guest node, homenode.linux.vmslice) only mappings inside them, never more."""
+    VM's guest node, homenode.linux.kinds.vmslice) only mappings inside them, never more."""
     maps = [m for m in procfs.read_maps(proc, pid)
             if m.path not in SPECIAL_MAPPINGS and m.end > m.start]
     if ranges is not None:

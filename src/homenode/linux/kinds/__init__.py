@@ -19,9 +19,8 @@ from homenode.linux.clients import CgroupClient, ProcessClient, Tracked
 from homenode.linux.kinds.cgroup import CgroupKind
 from homenode.linux.kinds.process import ProcessKind
 from homenode.linux.kinds.record import Cpus
-from homenode.linux.kinds.vmslice import VmSliceKind
+from homenode.linux.kinds.vmslice import VmSlice, VmSliceKind
 from homenode.linux.migrate import Moved
-from homenode.linux.vmslice import VmSlice
 
 Check = Callable[[], None]
 

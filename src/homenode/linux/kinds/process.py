@@ -40,7 +40,7 @@ class ProcRecord:
     orig_masks: dict[int, Cpus] = field(default_factory=dict)   # other threads' (tid)
     home: int | None = None          # kernel node id
     home_since: float = 0.0          # wall clock (time.time())
-    part: int | None = None          # a VM slice: its guest node (homenode.linux.vmslice)
+    part: int | None = None          # a VM slice: its guest node (homenode.linux.kinds.vmslice)
 
     @property
     def key(self) -> tuple[int, ...]:
