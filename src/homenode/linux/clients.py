@@ -343,7 +343,7 @@ class CgroupClient(Tracked):
                   shares=int(SHARES_PER_VCPU * vcpus * weight / cgroup.DEFAULT_CPU_WEIGHT))
 
     def refresh(self, ctx: Ctx) -> None:
-        if not self.path.is_dir():
+        if not cgroup.exists(self.path):
             raise ProcessGone(2, f"cgroup {self.rel} removed")
         used = cgroup.usage_us(self.path) / 1e6
         waited = cgroup.waiting_us(self.path)

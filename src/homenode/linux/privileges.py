@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from homenode.errors import HomenodeError
-from homenode.linux.kernel import procfs
+from homenode.linux.kernel import cgroup, procfs
 from homenode.linux.kernel.errors import AccessDenied, SysError
 from homenode.linux.kernel.files import probe
 
@@ -76,7 +76,7 @@ def check(host, dry_run: bool, proc: str = "/proc") -> None:
         return
     for g in list(host.cgroups.values()):
         path = g.path / "cpuset.cpus"
-        if g.uses_cpuset and not os.access(path, os.W_OK):
+        if g.uses_cpuset and not cgroup.writable(g.path, "cpuset.cpus"):
             raise PrivilegeError(f"cannot write {path}: managing cgroup {g.rel} needs "
                                  f"write access to its cpuset.cpus")
 

@@ -7,6 +7,7 @@ Readers take a cgroup directory; parsers take text, so tests run on fixture tree
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 
@@ -210,6 +211,16 @@ def memory_max(cg: Path) -> int | None:
 
 def has_cpuset(cg: Path) -> bool:
     return (cg / "cpuset.cpus").exists()
+
+
+def exists(cg: Path) -> bool:
+    """The cgroup is still there (not removed)."""
+    return cg.is_dir()
+
+
+def writable(cg: Path, name: str) -> bool:
+    """homenode may write the cgroup's file ``name`` (the kernel's access check)."""
+    return os.access(cg / name, os.W_OK)
 
 
 def read_cpuset(cg: Path, name: str) -> frozenset[int] | None:

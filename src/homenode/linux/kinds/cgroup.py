@@ -186,7 +186,7 @@ def restore(c: CgroupClient, io: KernelIo) -> int:
         return 0
     n = 0
     if c.uses_cpuset:
-        if c.orig_cpus_text is not None and c.path.is_dir():
+        if c.orig_cpus_text is not None and cgroup.exists(c.path):
             n = 1
             try:
                 # A newline clears it (an empty write is a no-op): inherit the parent's.
@@ -315,14 +315,14 @@ class CgroupKind:
 
     def carried_alive(self, rec: CgroupRecord, io: KernelIo, cgroup_root: Path | None
                       ) -> bool:
-        return cgroup_root is not None and (cgroup_root / rec.rel).is_dir()
+        return cgroup_root is not None and cgroup.exists(cgroup_root / rec.rel)
 
     def restore_carried(self, rec: CgroupRecord, io: KernelIo, topo: Topology,
                         from_wall: Callable[[float], float]) -> int | None:
         return None          # kept: only a daemon that finds the cgroup puts it back
 
     def still_there(self, c: CgroupClient, io: KernelIo) -> bool:
-        return c.path.is_dir()
+        return cgroup.exists(c.path)
 
     def settled(self, c: CgroupClient, io: KernelIo) -> bool:
         return True          # cpuset.cpus is one write: nothing half-done to repair
