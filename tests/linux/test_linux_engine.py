@@ -14,7 +14,8 @@ import pytest
 from linux_support import SYS_TWO, StepClock, child
 
 from homenode.linux import config
-from homenode.linux.engine import Engine, Limiter, shutdown
+from homenode.linux.copyjob import Limiter
+from homenode.linux.engine import Engine, shutdown
 from homenode.linux.host import LinuxHost
 from homenode.model import MigratePages, Reason, SetHome
 

@@ -10,6 +10,11 @@ copy, so a tick takes as long as its reads and decisions, whatever is being copi
   run in parallel across clients and (source, destination) pairs.  move_pages(2) is
   called through ctypes, which releases the GIL for the call: the copies of several
   threads overlap in the kernel (docs/engine.md has the measurements that chose threads).
+* Copier threads run at ``page_mig_copier_nice``: on the destination CPU they share with
+  the client they copy for, they get most of it until the copy is done.
+* A job reads /proc/PID/maps once per grant (each tick's grant re-reads it), not per
+  slice; while it copies, the client's interval numa_maps re-read waits (the engine's
+  counts are its pages per node; an RSS change or an error still forces a read).
 * ``page_mig_node_bandwidth`` pages/s per destination node, all jobs together: a
   virtual-time limiter (each slice books its pages, the next slice to that node starts
   when the booking ends; pages that were not there are given back).
@@ -35,14 +40,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from homenode.linux import migrate, procfs
+from homenode.linux import migrate
 from homenode.linux import numa_syscalls as default_sys
 from homenode.linux.actions_io import Books, HostStats
 from homenode.linux.clients import ProcessClient
+from homenode.linux.copyjob import Job, JobKey, Limiter, Progress
 from homenode.linux.errors import AccessDenied, SysError
 from homenode.linux.identity import Pinned
 
@@ -51,75 +56,6 @@ if TYPE_CHECKING:
     from homenode.settings import Settings
 
 log = logging.getLogger("homenode.linux")
-JobKey = tuple[tuple[int, int], int, int]          # (client key, src node, dst node)
-
-
-@dataclass
-class Job:
-    """One client's copy from one node to another (owned by the engine's lock)."""
-
-    key: tuple[int, int]        # the client: (pid, start time)
-    src: int
-    dst: int
-    budget: int                 # pages still granted
-    cursor: int = 0
-    page_kb: dict[int, int] = field(default_factory=dict)
-    starts: set[int] | None = None
-    ranges: tuple[tuple[int, int], ...] | None = None
-    cpus: frozenset[int] = frozenset()      # where to copy (the destination's CPUs)
-    moved: int = 0              # totals, and the part already reported
-    failed: int = 0
-    reported_moved: int = 0
-    reported_failed: int = 0
-    slices: int = 0
-    error: SysError | None = None
-    gone: bool = False
-    exhausted: bool = False     # a whole pass found nothing more on src
-    stop: bool = False
-    done: bool = False
-    pin: Pinned | None = None
-    maps: list[procfs.Mapping] | None = None    # /proc/PID/maps, read once per grant
-
-
-@dataclass
-class Progress:
-    """What a job did since the last :meth:`Engine.collect`."""
-
-    key: tuple[int, int]
-    src: int
-    dst: int
-    moved: int
-    failed: int
-    done: bool
-    exhausted: bool
-    gone: bool
-    error: SysError | None
-
-
-class Limiter:
-    """Pages per second into one node: each slice books its pages on a virtual clock."""
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic):
-        self.rate = rate
-        self.clock = clock
-        self.free_at = 0.0
-        self.lock = threading.Lock()
-
-    def book(self, pages: int) -> float:
-        """Seconds to wait before copying ``pages``."""
-        if self.rate <= 0:
-            return 0.0
-        with self.lock:
-            now = self.clock()
-            start = max(now, self.free_at)
-            self.free_at = start + pages / self.rate
-            return start - now
-
-    def refund(self, pages: int) -> None:
-        if self.rate > 0 and pages > 0:
-            with self.lock:
-                self.free_at -= pages / self.rate
-
 
 class Engine:
     def __init__(self, copiers: int, node_bandwidth: float, slice_pages: int,
