@@ -98,9 +98,11 @@ def measure(res: dict[str, Any], nodes: int) -> dict[str, Any]:
     lx = _linux_summary(res)
     gaps = lx.get("tick_gap_ms") or {}
     copier = lx.get("engine_cpu_s")
-    return {"time_to_95_s": analysis.time_to_local(samples, cn, tags=tags),
+    every = analysis.tagged(samples[-1], tags)     # the late (mixed) workers count too
+    return {"time_to_95_s": analysis.time_to_local(samples, cn, tags=tags, workers=every),
             "time_to_95_balanced_s": analysis.time_to_local(samples, cn, tags=tags,
-                                                            balanced_nodes=nodes),
+                                                            balanced_nodes=nodes,
+                                                            workers=every),
             "final_local": round(analysis.final_local(samples, cn, tags) or 0.0, 4),
             "pages_migrated": moved,
             "balancer_cpu_s": round(float(res["balancer_cpu_s"]), 3),
