@@ -200,7 +200,7 @@ def test_a_copier_runs_at_the_copier_nice_and_the_daemon_keeps_its_own(nice):
 def test_numa_maps_waits_while_the_engine_copies_and_is_read_after(monkeypatch):
     """The engine's counts stand in for the interval's numa_maps re-read while a copy
     runs (a walk of every page of the client); once it ends, the interval applies again."""
-    from homenode.linux import procfs
+    from homenode.linux.kernel import procfs
     reads: list[int] = []
     real = procfs.read_numa_maps
 

@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from homenode.linux import procfs
-from homenode.linux.errors import SysError
-from homenode.linux.identity import Pinned
+from homenode.linux.kernel import procfs
+from homenode.linux.kernel.errors import SysError
+from homenode.linux.kernel.identity import Pinned
 
 JobKey = tuple[tuple[int, int], int, int]          # (client key, src node, dst node)
 
