@@ -95,16 +95,24 @@ def measure(res: dict[str, Any], nodes: int) -> dict[str, Any]:
     busy = analysis.node_busy(samples, res["node_cpus"])
     wsys = sum(w["stime"] for w in samples[-1]["w"].values()) - \
         sum(w["stime"] for w in first["w"].values())
-    gaps = _linux_summary(res).get("tick_gap_ms") or {}
-    return {"time_to_95_s": analysis.time_to_local(samples, cn, tags=tags),
+    lx = _linux_summary(res)
+    gaps = lx.get("tick_gap_ms") or {}
+    copier = lx.get("engine_cpu_s")
+    every = analysis.tagged(samples[-1], tags)     # the late (mixed) workers count too
+    return {"time_to_95_s": analysis.time_to_local(samples, cn, tags=tags, workers=every),
             "time_to_95_balanced_s": analysis.time_to_local(samples, cn, tags=tags,
-                                                            balanced_nodes=nodes),
+                                                            balanced_nodes=nodes,
+                                                            workers=every),
             "final_local": round(analysis.final_local(samples, cn, tags) or 0.0, 4),
             "pages_migrated": moved,
             "balancer_cpu_s": round(float(res["balancer_cpu_s"]), 3),
             "cpu_us_per_page": round(1e6 * float(res["balancer_cpu_s"]) / moved, 1)
             if moved else None,
             "tick_gap_max_s": _s(gaps.get("max")), "tick_gap_p99_s": _s(gaps.get("p99")),
+            "tick_cpu_ms": lx.get("tick_cpu_ms"),
+            # the copier threads alone (homenode.linux.engine), against the same pages
+            "copier_cpu_s": copier,
+            "copier_us_per_page": round(1e6 * copier / moved, 1) if copier and moved else None,
             "numpy_import_s": res.get("numpy_import_s"),
             "remote_pages_at_start": remote0,
             "pages_needed_for_final_placement": needed,
@@ -253,7 +261,10 @@ def main(argv: list[str] | None = None) -> int:
         if not eq:
             print(f"kernel_compare: --set {item!r}: expected NAME=VALUE", file=sys.stderr)
             return 2
-        settings[name] = json.loads(value) if value[:1].isdigit() else value
+        try:
+            settings[name] = json.loads(value)      # numbers (also negative), true/false
+        except ValueError:
+            settings[name] = value
     why = assets.missing()
     if why:
         print(f"kernel_compare: cannot boot a guest: {why}", file=sys.stderr)

@@ -243,6 +243,14 @@ class Settings:
         4096, "pages", "(none)",
         "Pages one copier moves before it checks again for a stop, a changed policy and "
         "its node's bandwidth (16 MiB): a stop takes effect within one slice.", 64, 1 << 20)
+    page_mig_copier_nice: int = _s(
+        -10, "nice", "(none; ESXi copies in the VMkernel, ahead of the VMs)",
+        "Scheduling priority of the copier threads. A copier shares the destination CPU "
+        "with the client it copies for, which runs on remote memory until the copy is "
+        "done: at -10 the copier gets about 90 % of that CPU (the kernel's NUMA balancing "
+        "likewise copies in the faulting task's own time) and the client still runs. "
+        "Needs CAP_SYS_NICE below 0; without it the copiers keep the daemon's priority.",
+        -20, 19)
 
     @classmethod
     def specs(cls) -> list[dataclasses.Field]:

@@ -14,7 +14,8 @@ import pytest
 from linux_support import SYS_TWO, StepClock, child
 
 from homenode.linux import config
-from homenode.linux.engine import Engine, Limiter, shutdown
+from homenode.linux.copyjob import Limiter
+from homenode.linux.engine import Engine, shutdown
 from homenode.linux.host import LinuxHost
 from homenode.model import MigratePages, Reason, SetHome
 
@@ -179,3 +180,46 @@ def test_a_copier_runs_on_the_destination_nodes_cpus():
         mask = os.sched_getaffinity(copier.native_id)
     e.close()
     assert mask == {0} and os.sched_getaffinity(0) == main_mask
+
+
+@pytest.mark.parametrize("nice", [0, 3])
+def test_a_copier_runs_at_the_copier_nice_and_the_daemon_keeps_its_own(nice):
+    """page_mig_copier_nice: the copier thread's priority (per TID), not the daemon's.
+    (A raise above the caller's needs CAP_SYS_NICE; a lower one never does.)"""
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    e = Engine(1, 0.0, 256, nice=own + nice)
+    with child(threads=1, mb=8) as p:
+        e.grant((p.pid, _start(p.pid)), 0, 0, 500)
+        assert e.wait_idle(10)
+        (copier,) = e._threads
+        prio = os.getpriority(os.PRIO_PROCESS, copier.native_id)
+    e.close()
+    assert prio == own + nice and os.getpriority(os.PRIO_PROCESS, 0) == own
+
+
+def test_numa_maps_waits_while_the_engine_copies_and_is_read_after(monkeypatch):
+    """The engine's counts stand in for the interval's numa_maps re-read while a copy
+    runs (a walk of every page of the client); once it ends, the interval applies again."""
+    from homenode.linux.kernel import procfs
+    reads: list[int] = []
+    real = procfs.read_numa_maps
+
+    def counting(proc, pid, *a, **kw):
+        reads.append(pid)
+        return real(proc, pid, *a, **kw)
+
+    monkeypatch.setattr(procfs, "read_numa_maps", counting)
+    clock = StepClock()
+    with child(threads=1, mb=32) as p:
+        h, e, _ = _copying(p.pid, clock)
+        n0 = len(reads)
+        clock.t = 3 * h.cfg.daemon.numa_maps_interval      # long past due
+        h.snapshot()
+        assert e.active() and len(reads) == n0            # still copying: not re-read
+        e.close()                                         # the copy ends
+        clock.t += 1.0
+        h.snapshot()
+        clock.t += h.cfg.daemon.numa_maps_interval
+        h.snapshot()
+        assert len(reads) > n0
+        shutdown(h)

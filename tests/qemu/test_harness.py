@@ -283,3 +283,16 @@ def test_worker_counts_a_stop_as_a_stall_but_not_its_own_work(worker_bin, tmp_pa
                                   ["--mib", "1", "--touch-node", "99"]])
 def test_worker_refuses_bad_usage(worker_bin, args):
     assert subprocess.run([worker_bin, *args], capture_output=True, timeout=10).returncode == 2
+
+
+def test_time_to_local_with_workers_waits_for_the_late_ones_to_be_local():
+    """The mixed workload: a worker arriving after the others were local must be local
+    too before the time counts."""
+    early = {1: (0, {0: 100}, "m")}
+    late_remote = {1: (0, {0: 100}, "m"), 2: (1, {0: 100}, "m")}
+    late_local = {1: (0, {0: 100}, "m"), 2: (1, {1: 100}, "m")}
+    samples = [_s(0, early), _s(1, early), _s(2, early), _s(3, late_remote),
+               _s(4, late_local), _s(5, late_local), _s(7, late_local)]
+    assert analysis.time_to_local(samples, CPU_NODE) == 0
+    every = analysis.tagged(samples[-1], ["m"])
+    assert analysis.time_to_local(samples, CPU_NODE, workers=every) == 4

@@ -10,6 +10,11 @@ copy, so a tick takes as long as its reads and decisions, whatever is being copi
   run in parallel across clients and (source, destination) pairs.  move_pages(2) is
   called through ctypes, which releases the GIL for the call: the copies of several
   threads overlap in the kernel (docs/engine.md has the measurements that chose threads).
+* Copier threads run at ``page_mig_copier_nice``: on the destination CPU they share with
+  the client they copy for, they get most of it until the copy is done.
+* A job reads /proc/PID/maps once per grant (each tick's grant re-reads it), not per
+  slice; while it copies, the client's interval numa_maps re-read waits (the engine's
+  counts are its pages per node; an RSS change or an error still forces a read).
 * ``page_mig_node_bandwidth`` pages/s per destination node, all jobs together: a
   virtual-time limiter (each slice books its pages, the next slice to that node starts
   when the booking ends; pages that were not there are given back).
@@ -35,13 +40,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from homenode.linux import migrate
 from homenode.linux.actions_io import Books, HostStats
 from homenode.linux.clients import ProcessClient
+from homenode.linux.copyjob import Job, JobKey, Limiter, Progress
 from homenode.linux.kernel import numa_syscalls as default_sys
 from homenode.linux.kernel.errors import AccessDenied, SysError
 from homenode.linux.kernel.identity import Pinned
@@ -51,81 +56,15 @@ if TYPE_CHECKING:
     from homenode.settings import Settings
 
 log = logging.getLogger("homenode.linux")
-JobKey = tuple[tuple[int, int], int, int]          # (client key, src node, dst node)
-
-
-@dataclass
-class Job:
-    """One client's copy from one node to another (owned by the engine's lock)."""
-
-    key: tuple[int, int]        # the client: (pid, start time)
-    src: int
-    dst: int
-    budget: int                 # pages still granted
-    cursor: int = 0
-    page_kb: dict[int, int] = field(default_factory=dict)
-    starts: set[int] | None = None
-    ranges: tuple[tuple[int, int], ...] | None = None
-    cpus: frozenset[int] = frozenset()      # where to copy (the destination's CPUs)
-    moved: int = 0              # totals, and the part already reported
-    failed: int = 0
-    reported_moved: int = 0
-    reported_failed: int = 0
-    slices: int = 0
-    error: SysError | None = None
-    gone: bool = False
-    exhausted: bool = False     # a whole pass found nothing more on src
-    stop: bool = False
-    done: bool = False
-    pin: Pinned | None = None
-
-
-@dataclass
-class Progress:
-    """What a job did since the last :meth:`Engine.collect`."""
-
-    key: tuple[int, int]
-    src: int
-    dst: int
-    moved: int
-    failed: int
-    done: bool
-    exhausted: bool
-    gone: bool
-    error: SysError | None
-
-
-class Limiter:
-    """Pages per second into one node: each slice books its pages on a virtual clock."""
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic):
-        self.rate = rate
-        self.clock = clock
-        self.free_at = 0.0
-        self.lock = threading.Lock()
-
-    def book(self, pages: int) -> float:
-        """Seconds to wait before copying ``pages``."""
-        if self.rate <= 0:
-            return 0.0
-        with self.lock:
-            now = self.clock()
-            start = max(now, self.free_at)
-            self.free_at = start + pages / self.rate
-            return start - now
-
-    def refund(self, pages: int) -> None:
-        if self.rate > 0 and pages > 0:
-            with self.lock:
-                self.free_at -= pages / self.rate
-
 
 class Engine:
     def __init__(self, copiers: int, node_bandwidth: float, slice_pages: int,
                  proc: str = "/proc", sys: ModuleType = default_sys,
-                 clock: Callable[[], float] = time.monotonic, on_dst: bool = False):
+                 clock: Callable[[], float] = time.monotonic, on_dst: bool = False,
+                 nice: int = 0):
         self.copiers = max(1, copiers)
         self.on_dst = on_dst
+        self.nice = nice
         self.node_bandwidth = node_bandwidth
         self.slice_pages = max(1, slice_pages)
         self.proc = proc
@@ -138,7 +77,8 @@ class Engine:
         self._cursors: dict[tuple[tuple[int, int], int], int] = {}
         self._threads: list[threading.Thread] = []
         self._closed = False
-        self.busy_s = 0.0           # copier time spent in slices (for the summary)
+        self.busy_s = 0.0           # copier wall time spent in slices (for the summary)
+        self.cpu_s = 0.0            # ... and the copier threads' own CPU time in them
 
     @classmethod
     def from_settings(cls, s: Settings, proc: str = "/proc",
@@ -146,7 +86,7 @@ class Engine:
         if s.page_mig_copiers <= 0:
             return None
         return cls(s.page_mig_copiers, s.page_mig_node_bandwidth, s.page_mig_slice, proc, sys,
-                   on_dst=s.page_mig_copier_on_dst)
+                   on_dst=s.page_mig_copier_on_dst, nice=s.page_mig_copier_nice)
 
     # --- the loop's side -------------------------------------------------------------
 
@@ -166,6 +106,7 @@ class Engine:
             if job is not None and not job.done and not job.stop:
                 job.budget = min(job.budget + pages, 2 * pages)
                 job.page_kb, job.starts = page_kb or {}, starts
+                job.maps = None         # this tick's view of the mappings, at the next slice
                 return
             if job is not None and not job.done:
                 return      # stopping: its last progress is collected first
@@ -241,6 +182,7 @@ class Engine:
 
     def _work(self) -> None:
         pinned: frozenset[int] = frozenset()
+        self._renice()
         while True:
             with self._cv:
                 while not self._queue and not self._closed:
@@ -254,16 +196,26 @@ class Engine:
                 n = min(job.budget, self.slice_pages)
             if self.on_dst and job.cpus and job.cpus != pinned:
                 pinned = self._pin(job.cpus)
-            t0 = time.monotonic()
+            t0, c0 = time.monotonic(), time.thread_time()
             self._slice(job, n)
             with self._cv:
                 self.busy_s += time.monotonic() - t0
+                self.cpu_s += time.thread_time() - c0
                 if job.stop or job.gone or job.error is not None or job.exhausted or \
                         job.budget <= 0:
                     self._finish(job)
                 else:
                     self._queue.append(job)
                     self._cv.notify()
+
+    def _renice(self) -> None:
+        """This copier thread at ``page_mig_copier_nice`` (per thread on Linux: the TID)."""
+        if not self.nice:
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+        except OSError as e:                # no CAP_SYS_NICE: the daemon's own priority
+            log.debug("migration engine: cannot renice a copier to %d: %s", self.nice, e)
 
     @staticmethod
     def _pin(cpus: frozenset[int]) -> frozenset[int]:
@@ -305,7 +257,10 @@ class Engine:
         try:
             if job.pin is None:
                 job.pin = Pinned(self.proc, job.key[0], job.key[1])
-            maps = migrate.movable_mappings(self.proc, job.key[0], job.starts, job.ranges)
+            maps = job.maps
+            if maps is None:
+                maps = job.maps = migrate.movable_mappings(self.proc, job.key[0], job.starts,
+                                                           job.ranges)
             if maps:
                 migrate.scan_and_move(out, maps, job.key[0], job.src, job.dst, n,
                                       job.cursor, job.page_kb, self.sys, job.pin.check)
@@ -327,6 +282,8 @@ class Engine:
             # A whole pass that found nothing more on src (a pass that moved some goes
             # round again: pages may remain before where it started).
             job.exhausted = out.wrapped and out.moved == 0 and job.error is None
+            if out.wrapped or job.error is not None:
+                job.maps = None
 
 
 # --- the host's side (the seam: actions.py hands grants, host.py absorbs progress) ---------
@@ -401,6 +358,11 @@ def absorb(host: EngineHost, now: float) -> None:
         c = host.procs.get(key)
         if c is None or not c.managed or c.home != dst:
             engine.stop_client(key)
+        elif not c.maps_stale:
+            # While it copies, the engine's counts are the client's pages per node: the
+            # interval's numa_maps re-read (a walk of every page, ~0.1 s per 400 MiB under
+            # TCG) waits until the copy ends (an RSS change or an error still forces one).
+            c.maps_read_at = max(c.maps_read_at, now)
 
 
 def shutdown(host: EngineHost) -> None:

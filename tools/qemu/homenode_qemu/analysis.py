@@ -15,7 +15,7 @@ its main mapping's pages on that node.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 LOCAL_TARGET = 0.95     # issue 8: "≥ 95 % local memory"
@@ -46,14 +46,18 @@ def localities(sample: Sample, cpu_node: Mapping[int, int],
 def time_to_local(samples: Sequence[Sample], cpu_node: Mapping[int, int], *,
                   target: float = LOCAL_TARGET, hold_s: float = HOLD_S,
                   tags: Sequence[str] | None = None,
-                  balanced_nodes: int | None = None) -> float | None:
+                  balanced_nodes: int | None = None,
+                  workers: Collection[str] | None = None) -> float | None:
     """First t at which every (tagged) worker is ≥ ``target`` local and stays so for
     ``hold_s`` (the run must go on that long after it); None if never.  With
     ``balanced_nodes`` N, the workers must also be spread over the N nodes (the counts per
-    node differ by at most one)."""
+    node differ by at most one).  With ``workers`` (pids), only samples that hold all of
+    them count: workers that arrive later (the mixed workload's) must be local too."""
+    want = set(workers or ())
+
     def good(s: Sample) -> bool:
         ls = localities(s, cpu_node, tags)
-        if not ls or min(ls.values()) < target:
+        if not ls or min(ls.values()) < target or not want <= ls.keys():
             return False
         if balanced_nodes:
             per = workers_per_node(s, cpu_node, balanced_nodes, tags)
@@ -74,6 +78,11 @@ def time_to_local(samples: Sequence[Sample], cpu_node: Mapping[int, int], *,
             if j < len(samples):     # the run went on past the hold, still local
                 return float(t0)
     return None
+
+
+def tagged(sample: Sample, tags: Sequence[str] | None = None) -> set[str]:
+    """The pids of the (tagged) workers in a sample."""
+    return {pid for pid, w in sample["w"].items() if tags is None or w.get("tag") in tags}
 
 
 def final_local(samples: Sequence[Sample], cpu_node: Mapping[int, int],

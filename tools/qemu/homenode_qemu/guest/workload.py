@@ -160,8 +160,10 @@ def _run(p: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
             samples = list(sampler.samples)
             if p.get("wait_for_move"):
                 samples = _after_disturbance(samples, cpu_node, tags)
+            every = {str(w.pid) for w in workers if tags is None or w.tag in tags}
             reached = analysis.time_to_local(samples, cpu_node, tags=tags,
-                                             balanced_nodes=p.get("balanced_nodes"))
+                                             balanced_nodes=p.get("balanced_nodes"),
+                                             workers=every)
             if reached is not None and t >= reached + analysis.HOLD_S + settle:
                 break
         time.sleep(CHECK_S)
