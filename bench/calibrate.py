@@ -2,6 +2,11 @@
 
     python bench/calibrate.py reduce CASE_NAME RAW.json ... [--out tests/fixtures/calibration]
     python bench/calibrate.py compare [FIXTURE ...]
+    python bench/calibrate.py record RAW_DIR [--only CASE,...] [--slack X]
+
+``record`` boots one fresh guest per (case, balancer) of MATRIX (tools/qemu, as
+bench/kernel_compare.py does; run it under ``flock /work/qemu.lock``), keeps each raw
+result in RAW_DIR and reduces each case into a fixture as soon as its runs are in.
 
 ``reduce`` reads raw results ``bench/kernel_compare.py --raw DIR`` kept (one guest run
 per file, at most one per balancer; the balancer is named inside) and writes one compact
@@ -118,6 +123,67 @@ def reduce(runs: list[Path], name: str, out: Path) -> Path:
     return dst
 
 
+# The recorded matrix: (case, scenario, nodes, big workers, big MiB, small MiB, balancers,
+# run length).  A case with one worker (nothing to move) runs its full length: it
+# measures autonuma's scanning alone; the others stop once settled (as kernel_compare).
+MATRIX = [
+    ("imbalance-2n-2w-128", "imbalance", 2, 2, 128, 0, ("autonuma", "homenode", "numad"), 45),
+    ("imbalance-4n-4w-64", "imbalance", 4, 4, 64, 0, ("autonuma", "homenode", "numad"), 60),
+    ("scan-2n-1w-256", "imbalance", 2, 1, 256, 0, ("autonuma",), 30),
+    ("mixed-2n-128-64", "mixed", 2, 2, 128, 64, ("autonuma", "homenode", "numad"), 45),
+    ("imbalance-4n-2w-128", "imbalance", 4, 2, 128, 0, ("autonuma", "numad"), 45),
+    ("imbalance-2n-3w-96", "imbalance", 2, 3, 96, 0, ("autonuma",), 45),
+    ("imbalance-2n-2w-400", "imbalance", 2, 2, 400, 0, ("autonuma",), 60),
+]
+
+
+def record(raw_dir: Path, only: set[str] | None, slack: float, out: Path,
+           trace: bool = False, kinds_only: set[str] | None = None) -> int:
+    import time
+
+    from homenode_qemu import assets, run_python, scenarios
+
+    why = assets.missing()
+    if why:
+        print(f"calibrate: cannot boot a guest: {why}", file=sys.stderr)
+        return 2
+    worker = str(assets.worker_binary(assets.build_dir()))
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for name, scen, nodes, count, mib, small, kinds, duration in MATRIX:
+        if only and name not in only:
+            continue
+        raws = []
+        for kind in kinds:
+            if kinds_only and kind not in kinds_only:
+                continue
+            kw = {"nodes": nodes, "mib": mib, "duration_s": duration}
+            plan = (scenarios.mixed(worker, kind, small_mib=small, **kw) if scen == "mixed"
+                    else scenarios.imbalance(worker, kind, **kw))
+            for g in plan.params["groups"]:
+                g["count"] = count
+            if count < nodes:       # nothing to balance evenly: run the full length
+                plan.params["balanced_nodes"] = None
+            if count == 1:
+                plan.params["stop_when_local"] = False
+            plan.params["sched_trace"] = trace
+            t = time.monotonic()
+            run = run_python(plan.machine, plan.module, plan.params,
+                             timeout_s=plan.timeout_s * slack)
+            print(f"[{time.strftime('%H:%M:%S')}] {name} {kind}: ok={run.ok} guest "
+                  f"{run.wall_s:.0f} s, total {time.monotonic() - t:.0f} s", flush=True)
+            if not run.ok:
+                print(run.why()[-2000:], file=sys.stderr, flush=True)
+                failed += 1
+                continue
+            dst = raw_dir / f"{name}-{kind}.json"
+            dst.write_text(json.dumps(run.result))
+            raws.append(dst)
+        if raws:
+            print(reduce(raws, name, out), flush=True)
+    return 1 if failed else 0
+
+
 def compare(paths: list[Path]) -> int:
     bad = 0
     for p in paths:
@@ -149,7 +215,19 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out", type=Path, default=FIXTURES)
     c = sub.add_parser("compare")
     c.add_argument("fixtures", type=Path, nargs="*")
+    rec = sub.add_parser("record")
+    rec.add_argument("raw_dir", type=Path)
+    rec.add_argument("--only", default="", help="comma-separated case names of MATRIX")
+    rec.add_argument("--slack", type=float, default=2.0)
+    rec.add_argument("--out", type=Path, default=FIXTURES)
+    rec.add_argument("--balancers", default="", help="comma-separated: only these")
+    rec.add_argument("--trace", action="store_true",
+                     help="keep the scheduler's task-move trace in the raw results")
     args = ap.parse_args(argv)
+    if args.cmd == "record":
+        only = {c for c in args.only.split(",") if c} or None
+        kinds = {k for k in args.balancers.split(",") if k} or None
+        return record(args.raw_dir, only, args.slack, args.out, args.trace, kinds)
     if args.cmd == "reduce":
         print(reduce(args.raw, args.name, args.out))
         return 0

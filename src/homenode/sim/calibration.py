@@ -28,6 +28,9 @@ BANDS = {"pages_migrated": (0.9, 1.1), "hint_faults": (1 / 1.5, 1.5),
          "task_moves": (0.5, 2.0)}
 SMALL_COUNT = 2     # counts this small on both sides are equal for the ratio bands
 SETTLE_S = 120.0    # mirror length when the guest's run length was not recorded
+# What the kernel's own work costs inside the TCG guest (guest CPU seconds per unit): the
+# guest's host parameters, the same for every case (docs/baselines.md, "Calibration")
+GUEST_COSTS = {"scan_page": 3.0e-6}
 
 
 def load_case(path: Path) -> dict[str, Any]:
@@ -62,7 +65,8 @@ seed = 1
 nodes = {nodes}
 cores_per_node = 1
 memory_per_node = "{mem}MiB"
-""" + "".join(clients)
+[host.costs]
+""" + "".join(f"{k} = {v!r}\n" for k, v in GUEST_COSTS.items()) + "".join(clients)
     return parse(text, f"calibration/{case['case']}.toml")
 
 
