@@ -160,6 +160,9 @@ class AutoNumaPolicy:
         self.last: float | None = None
         self.lb_failed = 0
         self.costs = Costs()
+        # False: the tasks run where someone else puts them (a replay of a real
+        # scheduler's moves, sim/calibration.py); only the memory side runs
+        self.moves_tasks = True
 
     def bind_host_costs(self, costs: Costs) -> None:
         """The host's price of a PTE scan: the kernel times its own scan (the 3 % cap)."""
@@ -189,8 +192,9 @@ class AutoNumaPolicy:
                 d.work.append(Work("scan_page", scanned, c.id))
                 d.work.append(Work("hint_fault", scanned, c.id))
         moved: dict[int, int] = {}
-        self._numa_migrate(snap, home, want, d, moved)
-        self._load_balance(snap, home, want, d, moved)
+        if self.moves_tasks:
+            self._numa_migrate(snap, home, want, d, moved)
+            self._load_balance(snap, home, want, d, moved)
         for i, dst in moved.items():
             self._moved(self.tasks[snap.clients[i].id], int(snap.home[i]), dst)
         self._migrate_pages(snap, home, d)
@@ -248,21 +252,28 @@ class AutoNumaPolicy:
         vcpus = snap.clients[i].vcpus
         # change_pte_range: a single-threaded task's pages already on the node it runs on
         # are left alone (no PTE update, no fault); the window then walks on, up to
-        # SCAN_VIRT_FACTOR windows of address space
-        eligible = pages.copy()
-        if vcpus <= 1:
-            eligible[t.node] = 0.0
+        # SCAN_VIRT_FACTOR windows of address space.  Its remote pages not yet passed
+        # lie ahead in the pass (those behind were faulted and moved).
+        single = vcpus <= 1
         while t.runtime >= t.next_scan:
             t.next_scan += t.period
             left = 1.0 - t.offset
-            w = min(window / max(eligible.sum() / rss, 1e-12) / rss,
-                    SCAN_VIRT_FACTOR * window / rss, left)
-            share = w / max(left, 1e-12)
             remote_left = np.maximum(pages - t.approved, 0.0)
             remote_left[t.node] = 0.0
-            passed = 1.0 if t.seq <= EARLY_SEQ else two_stage_pass(t.since_move, w)
+            if single:
+                ahead = float(remote_left.sum())
+                w = min(left * window / max(ahead, 1e-12), SCAN_VIRT_FACTOR * window / rss,
+                        left)
+            else:
+                w = min(window / rss, left)
+            share = w / max(left, 1e-12)
+            # should_numa_migrate_memory: a page whose last fault came from another node
+            # waits for a second fault; a single-threaded task's pages, skipped while
+            # local, carry no such stamp and pass at once
+            passed = (1.0 if t.seq <= EARLY_SEQ or single
+                      else two_stage_pass(t.since_move, w))
+            updated = remote_left * share if single else pages * w
             t.approved += remote_left * share * passed
-            updated = eligible * w
             done += float(updated.sum())
             # a fault that migrates its page counts on the node the page moved to
             # (do_numa_page: page_nid = target_nid), the task's own
