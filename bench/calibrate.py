@@ -2,7 +2,8 @@
 
     python bench/calibrate.py reduce CASE_NAME RAW.json ... [--out tests/fixtures/calibration]
     python bench/calibrate.py compare [FIXTURE ...]
-    python bench/calibrate.py record RAW_DIR [--only CASE,...] [--slack X]
+    python bench/calibrate.py record RAW_DIR [--only CASE,...] [--balancers B,...] [--trace]
+    python bench/calibrate.py trace RAW.json ...
 
 ``record`` boots one fresh guest per (case, balancer) of MATRIX (tools/qemu, as
 bench/kernel_compare.py does; run it under ``flock /work/qemu.lock``), keeps each raw
@@ -18,7 +19,14 @@ time, pages per node every 2 s (``[t, node 0, node 1, ...]``) and, at every samp
 node each worker last ran on (``[t, "0110"]``, workers in the fixture's order; ``-``:
 not started yet).
 ``compare`` prints, per fixture and balancer, measured against simulated
-(``homenode.sim.calibration``), and whether each count is inside its band.
+(``homenode.sim.calibration``), the ratio the replayed mirror gives (the workers run
+where the guest's ran: ``calibration.Replay``), and whether each count is inside its
+goal band or its documented one.
+``trace`` summarises the scheduler trace a ``record --trace`` run kept: the workers' moves
+between CPUs by who made them -- AutoNUMA (``sched_move_numa``/``sched_swap_numa`` and
+the ``migration/N`` stopper moves they cause), the load balancer in softirq context, the
+idle balancer, wakeups -- and how many came back within EXCURSION_S (too short for
+the 0.5 s samples to see), with ``/proc/PID/sched``'s nr_migrations.
 Every guest boot is kernel_compare's (run it under ``flock /work/qemu.lock``).
 """
 
@@ -201,18 +209,58 @@ def record(raw_dir: Path, only: set[str] | None, slack: float, out: Path,
     return 1 if failed else 0
 
 
+EXCURSION_S = 0.5       # a move undone within this is invisible to the 0.5 s samples
+_MOVE = re.compile(r"^\s*(\S+)\s+\[(\d+)\]\s+(\S+)\s+([\d.]+): sched_migrate_task: .*?pid=(\d+) "
+                   r".*?orig_cpu=(\d+) dest_cpu=(\d+)")
+
+
+def trace_summary(res: dict[str, Any]) -> dict[str, Any]:
+    """Who moved the workers between CPUs, from a ``record --trace`` raw result."""
+    tr = res.get("sched_trace") or {}
+    lines = tr.get("lines", [])
+    kinds: dict[str, int] = {}
+    last: dict[str, tuple[float, int, int]] = {}
+    back = 0
+    for ln in lines:
+        m = _MOVE.match(ln)
+        if not m:
+            if "sched_swap_numa" in ln or "sched_move_numa" in ln:
+                kind = "numa_swap" if "swap" in ln else "numa_move"
+                kinds[kind] = kinds.get(kind, 0) + 1
+            continue
+        comm, _cpu, flags, t, pid, src, dst = m.groups()
+        kind = ("stopper (numa swap/move, active balance)" if comm.startswith("migration/")
+                else "idle balance" if comm.startswith("<idle>")
+                else "softirq load balance" if "s" in flags[2:4]
+                else "wakeup or other")
+        kinds[kind] = kinds.get(kind, 0) + 1
+        prev = last.get(pid)
+        if prev and float(t) - prev[0] <= EXCURSION_S and int(dst) == prev[1]:
+            back += 1
+        last[pid] = (float(t), int(src), int(dst))
+    migr = {}
+    for pid, text in (tr.get("proc_sched") or {}).items():
+        for ln in text.splitlines():
+            if ln.startswith("se.nr_migrations"):
+                migr[pid] = int(ln.split(":")[1])
+    return {"moves_by_kind": kinds, "undone_within_s": back, "excursion_s": EXCURSION_S,
+            "nr_migrations": migr, "knobs": tr.get("numa_balancing_knobs", {})}
+
+
 def compare(paths: list[Path]) -> int:
     bad = 0
     for p in paths:
         case = calibration.load_case(p)
         print(f"{case['case']}: {case['nodes']} nodes, workers "
               f"{', '.join(str(w['mib']) + ' MiB' for w in case['workers'])}")
-        print(f"  {'balancer':9} {'count':15} {'guest':>10} {'sim':>10} {'ratio':>6}  "
-              "goal band / documented band")
+        print(f"  {'balancer':9} {'count':15} {'guest':>10} {'sim':>10} {'ratio':>6} "
+              f"{'replay':>6}  goal band / documented band")
         for balancer, m in case["balancers"].items():
             if balancer not in calibration.POLICY_OF:
                 continue
             sim = calibration.simulated(case, balancer)
+            played = (calibration.simulated(case, balancer, replay=True)
+                      if m.get("ran_on") else None)
             real = calibration.measured(m)
             goal_off = calibration.outside_band(m, sim, goal=True)
             off = calibration.outside_band(m, sim)
@@ -222,6 +270,9 @@ def compare(paths: list[Path]) -> int:
                 small = 0.0 if key == "charge" else calibration.SMALL_COUNT
                 r = calibration.ratio(real[key], got, small)
                 shown = "-" if r is None else f"{r:.2f}"
+                rp = (calibration.ratio(real[key], played[key], small)
+                      if played is not None else None)
+                replayed = "-" if rp is None else f"{rp:.2f}"
                 verdict = ("-" if r is None else
                            "ok" if not any(x.startswith(key) for x in goal_off) else
                            "OUT (documented)" if not any(x.startswith(key) for x in off)
@@ -229,7 +280,7 @@ def compare(paths: list[Path]) -> int:
                 doc = calibration.band(m, key)
                 extra = f" / {doc[0]:.2f}..{doc[1]:.2f}" if doc[2] else ""
                 print(f"  {balancer:9} {key:15} {_g(real[key]):>10} {_g(got):>10} "
-                      f"{shown:>6}  {lo:.2f}..{hi:.2f}{extra} {verdict}")
+                      f"{shown:>6} {replayed:>6}  {lo:.2f}..{hi:.2f}{extra} {verdict}")
     return 1 if bad else 0
 
 
@@ -244,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("name")
     r.add_argument("raw", type=Path, nargs="+")
     r.add_argument("--out", type=Path, default=FIXTURES)
+    tp = sub.add_parser("trace")
+    tp.add_argument("raw", type=Path, nargs="+")
     c = sub.add_parser("compare")
     c.add_argument("fixtures", type=Path, nargs="*")
     rec = sub.add_parser("record")
@@ -259,6 +312,12 @@ def main(argv: list[str] | None = None) -> int:
         only = {c for c in args.only.split(",") if c} or None
         kinds = {k for k in args.balancers.split(",") if k} or None
         return record(args.raw_dir, only, args.slack, args.out, args.trace, kinds)
+    if args.cmd == "trace":
+        for p in args.raw:
+            res = json.loads(p.read_text())
+            print(p.name, res.get("balancer"), f"{res.get('t_end')} s:",
+                  json.dumps(trace_summary(res)))
+        return 0
     if args.cmd == "reduce":
         print(reduce(args.raw, args.name, args.out))
         return 0
