@@ -191,28 +191,48 @@ def test_two_stage_filter_passes_pages_restamped_from_the_new_node(since, width,
     assert an.two_stage_pass(since, width) == pytest.approx(expect)
 
 
+def _passes_until_memory_follows(pol, t, row, clock):
+    """Move ``row``'s task to node 1 while node 0 fills up with pinned work, so it cannot
+    go back to its memory: the memory has to follow it.  Returns how far (in passes)
+    the task had scanned since the move when its first pages were migrated."""
+    moved = {**row, "home": 1}
+    hog = {"id": "hog", "home": 0, "demand": 8.0, "vcpus": 8, "pages": [GP, 0],
+           "cpu_affinity": frozenset({0})}
+    while clock < 600:
+        d = pol.decide(snap(t, [moved, hog], clock))
+        assert homes(d) == {}
+        if migrations(d):
+            return pol.tasks["v"].since_move
+        clock += 1.0
+    return None
+
+
 def test_autonuma_memory_follows_a_moved_task_only_after_a_full_pass():
     t = topo(2, 8.0)
     pol = make_policy("autonuma")
-    row = {"id": "v", "home": 0, "demand": 2.0, "vcpus": 1, "pages": [GP, 0]}
+    # a VM: several threads share the memory, so its local pages are scanned and stamped
+    row = {"id": "v", "home": 0, "demand": 2.0, "vcpus": 2, "pages": [GP, 0]}
     clock = 0.0
     while pol.tasks.get("v") is None or pol.tasks["v"].seq <= an.EARLY_SEQ:
         pol.decide(snap(t, [row], clock))
         clock += 1.0
-    # The task is moved to node 1 while node 0 fills up with pinned work, so it cannot
-    # go back to its memory: the memory has to follow it.
-    moved = {**row, "home": 1}
-    hog = {"id": "hog", "home": 0, "demand": 8.0, "vcpus": 8, "pages": [GP, 0],
-           "cpu_affinity": frozenset({0})}
-    first = None
-    while first is None and clock < 600:
-        d = pol.decide(snap(t, [moved, hog], clock))
-        assert homes(d) == {}
-        task = pol.tasks["v"]
-        if migrations(d):
-            first = task.since_move
-        clock += 1.0
+    first = _passes_until_memory_follows(pol, t, row, clock)
     assert first is not None and first >= 1.0 - 1e-9
+
+
+def test_autonuma_single_threaded_task_faults_only_on_remote_pages_and_they_follow_at_once():
+    t = topo(2, 8.0)
+    pol = make_policy("autonuma")
+    row = {"id": "v", "home": 0, "demand": 1.0, "vcpus": 1, "pages": [GP, 0]}
+    clock, faults = 0.0, 0.0
+    while clock < 30:
+        d = pol.decide(snap(t, [row], clock))
+        faults += sum(w.count for w in d.work if w.kind == "hint_fault")
+        clock += 1.0
+    assert faults == 0 and pol.tasks["v"].seq > an.EARLY_SEQ    # local: never marked
+    # its pages were never faulted while local (no stamp): the first window passes
+    first = _passes_until_memory_follows(pol, t, row, clock)
+    assert first is not None and first < 1.0
 
 
 def test_autonuma_load_balancer_sheds_from_an_overloaded_node():

@@ -50,6 +50,9 @@ def simulate(sc: Scenario, policy: str = "esxi", *, seed: int | None = None,
     duration = sc.duration if duration is None else duration
     host = SimHost(sc, seed, policy)
     pol = factory(cfg) if factory is not None else make_policy(policy, cfg)
+    bind = getattr(pol, "bind_host_costs", None)
+    if bind is not None:            # a kernel model that times its own work (autonuma)
+        bind(host.costs)
     rec = RunRecorder(extra=host.stats)
     wall0 = time.perf_counter()
     loop.run(host, Accounted(pol, host), SimClock(host), duration=duration, interval=interval,

@@ -50,6 +50,7 @@ import numpy as np
 from homenode.model import Considered, Decision, MigratePages, Reason, SetHome, Snapshot, Work
 from homenode.policy.base import register
 from homenode.settings import Settings
+from homenode.sim.costs import Costs
 from homenode.units import MIB, PAGE_SIZE
 
 SCAN_DELAY = 1.0               # s: first scan after fork (scan_delay_ms = 1000)
@@ -64,6 +65,13 @@ SMALLIMP = 30                  # least fault-locality improvement of a swap (0..
 CACHE_NICE_TRIES = 2           # NUMA domain: failed balances before locality is ignored
 IDLE_CPU = 0.01                # cores: a task getting less than this does not run
 LB_MAX_MOVES = 32              # tasks one balance pass may move (sysctl_sched_nr_migrate)
+# task_numa_work: "make sure tasks use at least 32x as much time to run other code than
+# they used here, to limit NUMA PTE scanning overhead to 3% max" -- node_stamp += 32 x the
+# run time the window's scan took
+SCAN_OVERHEAD_FACTOR = 32
+# task_numa_work: a window updates SCAN_SIZE of PTEs but walks at most 8x that much
+# address space ("virtpages = pages * 8"), skipping what it may not update
+SCAN_VIRT_FACTOR = 8
 
 
 @dataclass
@@ -151,6 +159,14 @@ class AutoNumaPolicy:
         self.tasks: dict[str, Task] = {}
         self.last: float | None = None
         self.lb_failed = 0
+        self.costs = Costs()
+        # False: the tasks run where someone else puts them (a replay of a real
+        # scheduler's moves, sim/calibration.py); only the memory side runs
+        self.moves_tasks = True
+
+    def bind_host_costs(self, costs: Costs) -> None:
+        """The host's price of a PTE scan: the kernel times its own scan (the 3 % cap)."""
+        self.costs = costs
 
     def decide(self, snap: Snapshot) -> Decision:
         d = Decision()
@@ -176,8 +192,9 @@ class AutoNumaPolicy:
                 d.work.append(Work("scan_page", scanned, c.id))
                 d.work.append(Work("hint_fault", scanned, c.id))
         moved: dict[int, int] = {}
-        self._numa_migrate(snap, home, want, d, moved)
-        self._load_balance(snap, home, want, d, moved)
+        if self.moves_tasks:
+            self._numa_migrate(snap, home, want, d, moved)
+            self._load_balance(snap, home, want, d, moved)
         for i, dst in moved.items():
             self._moved(self.tasks[snap.clients[i].id], int(snap.home[i]), dst)
         self._migrate_pages(snap, home, d)
@@ -231,21 +248,43 @@ class AutoNumaPolicy:
             return 0.0
         done = 0.0
         smin, smax = scan_bounds(rss)
-        window = SCAN_SIZE_MB * MIB / PAGE_SIZE / rss     # fraction of a pass per window
+        window = SCAN_SIZE_MB * MIB / PAGE_SIZE        # PTEs one window updates
         vcpus = snap.clients[i].vcpus
+        # change_pte_range: a single-threaded task's pages already on the node it runs on
+        # are left alone (no PTE update, no fault); the window then walks on, up to
+        # SCAN_VIRT_FACTOR windows of address space.  Its remote pages not yet passed
+        # lie ahead in the pass (those behind were faulted and moved).
+        single = vcpus <= 1
         while t.runtime >= t.next_scan:
             t.next_scan += t.period
-            w = min(window, 1.0 - t.offset)
-            share = w / max(1.0 - t.offset, 1e-12)
+            left = 1.0 - t.offset
             remote_left = np.maximum(pages - t.approved, 0.0)
             remote_left[t.node] = 0.0
-            passed = 1.0 if t.seq <= EARLY_SEQ else two_stage_pass(t.since_move, w)
+            if single:
+                ahead = float(remote_left.sum())
+                w = min(left * window / max(ahead, 1e-12), SCAN_VIRT_FACTOR * window / rss,
+                        left)
+            else:
+                w = min(window / rss, left)
+            share = w / max(left, 1e-12)
+            # should_numa_migrate_memory: a page whose last fault came from another node
+            # waits for a second fault; a single-threaded task's pages, skipped while
+            # local, carry no such stamp and pass at once
+            passed = (1.0 if t.seq <= EARLY_SEQ or single
+                      else two_stage_pass(t.since_move, w))
+            updated = remote_left * share if single else pages * w
             t.approved += remote_left * share * passed
-            scanned = pages * w
-            done += float(scanned.sum())
-            t.buffer += scanned
-            t.local += scanned[t.node]
-            t.remote += scanned.sum() - scanned[t.node]
+            done += float(updated.sum())
+            # a fault that migrates its page counts on the node the page moved to
+            # (do_numa_page: page_nid = target_nid), the task's own
+            remote = updated.copy()
+            remote[t.node] = 0.0
+            moving = float(remote.sum()) * passed
+            t.buffer += remote * (1.0 - passed)
+            t.buffer[t.node] += updated[t.node] + moving
+            t.local += updated[t.node] + moving
+            t.remote += float(remote.sum()) - moving
+            t.next_scan += SCAN_OVERHEAD_FACTOR * float(updated.sum()) * self.costs.scan_page
             t.offset += w
             t.since_move += w
             if t.offset >= 1.0 - 1e-9:
@@ -377,8 +416,10 @@ class AutoNumaPolicy:
         """update_scan_period: a task moved off its preferred node (or with none yet)
         scans again from the fastest period; stamps from the old node no longer pass."""
         if not (t.seq and (dst == t.preferred or (t.preferred >= 0 and src != t.preferred))):
-            t.period = scan_bounds(t.last_pages.sum())[0]      # task_scan_start
-            t.next_scan = t.runtime + t.period
+            # task_scan_start; node_stamp (next_scan - period) is kept
+            period = scan_bounds(t.last_pages.sum())[0]
+            t.next_scan += period - t.period
+            t.period = period
         t.node, t.since_move = dst, 0.0
         t.approved[:] = 0.0
 

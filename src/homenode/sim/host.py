@@ -109,6 +109,7 @@ class SimHost:
         self.mig_in_task: set[tuple[int, int, int]] = set()
         self.debt = np.zeros(n)            # core-seconds each client owes to overheads
         self.touched = np.zeros(n)         # pages touched since their last hinting fault
+        self.armed = np.zeros(n)           # PROT_NONE PTEs not yet faulted (not touched)
         self.daemon_debt = 0.0             # core-seconds the policy's daemon owes
         self.overhead_cpu: dict[str, float] = {}     # core-seconds charged, by kind
         self.work_done: dict[str, float] = {}        # units of work, by kind
@@ -197,10 +198,20 @@ class SimHost:
                 continue
             count = w.count
             if w.kind == "hint_fault" and i >= 0:
-                # a PROT_NONE page faults only once the client touches it
-                count = min(count, self.touched[i])
-                self.touched[i] -= count
+                # a PROT_NONE page faults once the client touches it: now, or later
+                self.armed[i] += count
+                continue
             self._charge(i, w.kind, count, work_cpu(w.kind, count, self.costs))
+        self._fault_armed()
+
+    def _fault_armed(self) -> None:
+        """Armed (PROT_NONE) pages the client has touched since fault, one each."""
+        due = np.minimum(self.armed, self.touched)
+        for i in np.flatnonzero(due > 0):
+            self.armed[i] -= due[i]
+            self.touched[i] -= due[i]
+            self._charge(int(i), "hint_fault", float(due[i]),
+                         work_cpu("hint_fault", float(due[i]), self.costs))
 
     def _charge(self, slot: int, kind: str, count: float, cpu: float) -> None:
         if slot >= 0:
@@ -248,6 +259,7 @@ class SimHost:
                 self.pages[i] = 0
                 self.demand[i] = self.received[i] = 0.0
                 self.debt[i] = 0.0
+                self.armed[i] = self.touched[i] = 0.0
                 self._drop_moves(i)
             elif kind == _DEMAND:
                 self.demand_table.set(i, payload)
@@ -287,6 +299,8 @@ class SimHost:
         # page at most once between two faults on it
         self.touched = np.minimum(self.touched + self.touch * np.minimum(received, 1.0) * dt,
                                   self.pages.sum(axis=1))
+        if self.armed.any():
+            self._fault_armed()
         # overheads charged to a client come out of its own CPU time first
         paid = np.minimum(self.debt, received * dt)
         self.debt -= paid

@@ -42,8 +42,12 @@ class Profile:
 PROFILES = {p.name: p for p in (
     Profile("xeon-2s", "2-socket Intel Xeon: one node per socket, UPI between them",
             12, 21, ((10, 1.0, 1.0), (21, 1.76, 0.5))),
+    # latencies: Intel MLC idle latencies on a 2-socket Sapphire Rapids in SNC4
+    # (gjbex/Code-optimization info/sapphirerapids_mlc.txt): local 95.4-97.4 ns, the
+    # adjacent cluster 102.4-107.7 ns (1.07-1.11x), the far ones up to 123 ns, the
+    # other socket 186-189 ns (1.96x); docs/baselines.md "Host profiles"
     Profile("snc", "Intel Xeon with sub-NUMA clustering (SNC2): two nodes per socket",
-            12, 21, ((10, 1.0, 1.0), (12, 1.08, 0.9), (21, 1.76, 0.5))),
+            12, 21, ((10, 1.0, 1.0), (12, 1.1, 0.9), (21, 1.96, 0.5))),
     Profile("epyc-nps1", "AMD EPYC, NPS1: one node per socket, xGMI between sockets",
             12, 32, ((10, 1.0, 1.0), (32, 2.4, 0.5))),
     Profile("epyc-nps4", "AMD EPYC, NPS4: four quadrant nodes per socket",

@@ -9,7 +9,8 @@ Parameters (JSON)::
                  "touch_cpus": [0], "run_cpus": "all", "idle": false, "delay_s": 0,
                  "pause_s": 0, "displace": false, "settle": false, "bind_home_of": null}],
      "duration_s": 60, "sample_s": 0.5,
-     "stop_when_local": true, "local_tags": ["managed"], "settle_s": 3}
+     "stop_when_local": true, "local_tags": ["managed"], "settle_s": 3,
+     "sched_trace": false}
 
 * ``balancer_first``: the balancer is started and ready before any worker exists (a daemon
   that is already running when the workload arrives); t0 is when the first groups' workers
@@ -32,7 +33,8 @@ With ``stop_when_local`` the run ends ``settle_s`` after every worker tagged in
 started; with ``balanced_nodes`` N, and the workers are spread evenly over N nodes); else at
 ``duration_s``.  With ``wait_for_move`` too, only samples after the
 first one where a tagged worker is below 95 % count (the run waits for the balancer to
-move something, then for it to settle).
+move something, then for it to settle).  With ``sched_trace`` the result also holds the
+scheduler's task-move trace of the workers from t0 on (schedtrace.py).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from homenode_qemu import analysis
-from homenode_qemu.guest import balancers, displace, observe, procs
+from homenode_qemu.guest import balancers, displace, observe, procs, schedtrace
 from homenode_qemu.guest.sampler import Sampler
 
 RUNDIR = Path("/tmp/workers")
@@ -141,6 +143,7 @@ def _run(p: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
         dst = sorted(nodes)[(sorted(nodes).index(home) + 1) % len(nodes)]
         displaced.append(dict(displace.displace(w.pid, w.addr, dst, sorted(nodes)),
                               home=home))
+    trace = schedtrace.start() if p.get("sched_trace") else None
     t0 = time.monotonic()
     cpu_at_t0 = bal.cpu_s()     # homenode's start-up (imports) is not its balancing work
     sampler = Sampler(p.get("sample_s", 0.5))
@@ -169,6 +172,8 @@ def _run(p: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
         time.sleep(CHECK_S)
     balancer_cpu = bal.cpu_s()
     samples = sampler.stop()
+    if trace is not None:       # before the workers exit: their /proc/PID/sched
+        trace = schedtrace.stop([w.pid for w in workers], trace)
     bal_out = bal.stop()
     finals = [dict(w.stop(), tag=w.tag) for w in workers]
     return {"node_cpus": node_cpus, "t_end": round(time.monotonic() - t0, 3),
@@ -176,7 +181,8 @@ def _run(p: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
             "balancer": p["balancer"]["kind"], "displaced": displaced,
             "balancer_cpu_s": round(balancer_cpu - cpu_at_t0, 3),
             "balancer_startup_cpu_s": round(cpu_at_t0, 3), "balancer_out": bal_out,
-            "workers": finals, "samples": samples}
+            "workers": finals, "samples": samples,
+            **({"sched_trace": trace} if trace is not None else {})}
 
 
 def _time_numpy_import() -> float:
