@@ -37,6 +37,7 @@ class EsxiPolicy:
         self._forecast = Forecaster()
         self._deficit = Counter(0.0)
         self._lat: tuple | None = None
+        self._ids: tuple[tuple, list[str]] = ((), [])
 
     def decide(self, snap: Snapshot) -> Decision:
         d = Decision()
@@ -92,7 +93,7 @@ class EsxiPolicy:
             return np.where(topo.cores > 0, used / np.maximum(topo.cores, 1e-9), 0.0)
 
         return View(
-            s=self.s, now=snap.time, period=self._periods, ids=[c.id for c in snap.clients],
+            s=self.s, now=snap.time, period=self._periods, ids=self._client_ids(snap.clients),
             home=home, since=snap.home_since.copy(), ent=ent, ent_peak=ent_peak,
             loads=node_loads(snap, home, ent), peak_loads=per_node(ent_peak),
             cores=topo.cores, mem_frac=mem_frac, managed=vec.managed, allowed=vec.allowed,
@@ -106,6 +107,12 @@ class EsxiPolicy:
             node_spread=np.bincount(home[placed], spread[placed], topo.n).astype(float),
             node_trend=np.bincount(home[placed], trend[placed], topo.n).astype(float),
             deficit=deficit)
+
+    def _client_ids(self, clients: tuple) -> list[str]:
+        # hosts reuse one clients tuple while the set is unchanged (history.Aligned)
+        if self._ids[0] is not clients:
+            self._ids = (clients, [c.id for c in clients])
+        return self._ids[1]
 
     def _latency(self, distance: np.ndarray) -> np.ndarray:
         if self._lat is None or self._lat[0] is not distance:
