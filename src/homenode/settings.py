@@ -98,6 +98,16 @@ class Settings:
         "all at ESXi's values, esxi fell behind autonuma on 24 cases instead of 15 and "
         "made up to 13 home changes per client per 10 min instead of 7.",
         0.0, 600.0)
+    home_change_limit: int = _s(
+        6, "changes", "(none; ESXi sets no such limit)",
+        "Most home changes one client may have in any home_change_window (swaps count "
+        "for both clients, initial placement not at all); a move that would be one more "
+        "is refused (rule changed_too_often). The issue-13 goal: a client whose home "
+        "keeps changing never settles its memory, whatever each move's own arithmetic "
+        "says. 0 = no limit, as ESXi.", 0, 1000)
+    home_change_window: float = _s(
+        600.0, "s", "(none)",
+        "The sliding window home_change_limit counts changes in.", 1.0, 86400.0)
     max_moves_per_period: int = _s(
         1, "moves", "(one per period, per the vSphere docs)",
         "Home changes the rebalancer makes in one period: it moves one client, re-reads "
@@ -287,6 +297,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "affinity_peak_window": 0.0,
         "affinity_respects_balance": False,
         "cost_benefit_enable": False,
+        "home_change_limit": 0,
     },
 }
 

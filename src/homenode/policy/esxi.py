@@ -7,10 +7,11 @@ import math
 import numpy as np
 
 from homenode.costmodel import latency_ratio, parse_slit_latency
-from homenode.model import Decision, Snapshot
+from homenode.model import Decision, Reason, SetHome, Snapshot
+from homenode.policy.adoption import Adopter
 from homenode.policy.base import register
 from homenode.policy.forecast import Forecaster
-from homenode.policy.history import Counter, PeakTracker, Smoother
+from homenode.policy.history import ChangeTimes, Counter, PeakTracker, Smoother
 from homenode.policy.load import client_vectors, entitlements, node_loads
 from homenode.policy.pacing import pace
 from homenode.policy.placement import place_new
@@ -36,6 +37,7 @@ class EsxiPolicy:
         self._imbalanced_for = 0
         self._forecast = Forecaster()
         self._deficit = Counter(0.0)
+        self._changes = ChangeTimes(self.s.home_change_limit)
         self._lat: tuple | None = None
         self._ids: tuple[tuple, list[str]] = ((), [])
 
@@ -46,7 +48,14 @@ class EsxiPolicy:
         cap, shares, res = client_vectors(snap)
         ent = entitlements(snap, cap, shares, res)
         home = snap.home.copy()
-        place_new(snap, self.s, home, ent, cap, d)
+
+        def adopt() -> Adopter:
+            return Adopter(snap, self.s, home, ent,
+                           self._forecast.peek(snap.clients, snap.demand),
+                           self._latency(snap.topology.distance))
+
+        place_new(snap, self.s, home, ent, cap, d,
+                  adopt=adopt if self.s.cost_benefit_enable else None)
         smooth = self._smooth.update(snap.clients, snap.demand, snap.time)
 
         if snap.time - self._last_rebalance >= self.s.rebalance_period - 1e-9:
@@ -59,6 +68,10 @@ class EsxiPolicy:
             view.imbalanced_for = self._imbalanced_for
             rebalance(view, d)
             self._periods += 1
+            moved = [snap.index_of(a.client) for a in d.actions
+                     if isinstance(a, SetHome) and a.reason is not Reason.INITIAL]
+            if moved:
+                self._changes.record(snap.clients, moved, snap.time)
 
         dt = 0.0 if self._last_call is None else snap.time - self._last_call
         self._last_call = snap.time
@@ -69,8 +82,11 @@ class EsxiPolicy:
               cap: np.ndarray, res: np.ndarray) -> View:
         topo = snap.topology
         total = snap.pages.sum(axis=1, keepdims=True)
-        mem_frac = np.divide(snap.pages, total, out=np.zeros(snap.pages.shape, float),
-                             where=total > 0)
+        if (total > 0).all():
+            mem_frac = snap.pages / total
+        else:
+            mem_frac = np.divide(snap.pages, total, out=np.zeros(snap.pages.shape, float),
+                                 where=total > 0)
         placed = home >= 0
         peak = self._peaks.update(snap.clients, snap.demand)
         ent_peak = np.maximum(np.minimum(peak, cap), ent)
@@ -106,7 +122,7 @@ class EsxiPolicy:
             spread=spread.copy(),
             node_spread=np.bincount(home[placed], spread[placed], topo.n).astype(float),
             node_trend=np.bincount(home[placed], trend[placed], topo.n).astype(float),
-            deficit=deficit)
+            deficit=deficit, changes=self._changes.oldest(snap.clients))
 
     def _client_ids(self, clients: tuple) -> list[str]:
         # hosts reuse one clients tuple while the set is unchanged (history.Aligned)

@@ -47,6 +47,8 @@ class View:
     spread: np.ndarray = None      # per client: variance around its long-run mean
     node_spread: np.ndarray = None  # per node: sum of spread of its clients
     deficit: np.ndarray = None     # per client: core-s short of entitlement since owed
+    changes: np.ndarray = None     # per client: time of the home_change_limit-th last
+                                   # home change (-inf: fewer so far)
     peaks_known: bool = True   # a whole affinity_peak_window has been observed
     imbalanced_for: int = 1    # periods in a row the nodes needed balance, this one included
 
@@ -186,20 +188,21 @@ def make_moves(v: View, reason: Reason, idx: np.ndarray, src: int | np.ndarray,
     hi_m, lo_m = _others(v)
     pair = src * n + dst
     hi, lo = hi_m.reshape(-1)[pair], lo_m.reshape(-1)[pair]
-    new_dst = v.loads[dst] + de / v.cores[dst]
+    cores_dst, cores_src = v.cores[dst], v.cores[src]
+    new_dst = v.loads[dst] + de / cores_dst
     top = np.maximum(hi, new_dst)
     bottom = np.minimum(lo, new_dst)
-    live_src = v.cores[src] > 0
+    live_src = cores_src > 0
     if live_src.all():
-        new_src = v.loads[src] - de / v.cores[src]
+        new_src = v.loads[src] - de / cores_src
         top = np.maximum(top, new_src)
         bottom = np.minimum(bottom, new_src)
     else:
         new_src = np.where(live_src,
-                           v.loads[src] - de / np.where(live_src, v.cores[src], 1.0), 0.0)
+                           v.loads[src] - de / np.where(live_src, cores_src, 1.0), 0.0)
         top = np.where(live_src, np.maximum(top, new_src), top)
         bottom = np.where(live_src, np.minimum(bottom, new_src), bottom)
-    peak_dst = v.peak_loads[dst] + dp / v.cores[dst]
+    peak_dst = v.peak_loads[dst] + dp / cores_dst
     return Moves(reason, idx, src, dst, partner, v.imbalance(), top - bottom, new_src,
                  new_dst, peak_dst, top, group)
 

@@ -145,6 +145,26 @@ def _best_per_group(m: Moves, sc: np.ndarray, n: int) -> np.ndarray:
     return order[order < size]
 
 
+def _kept(m: Moves, sc: np.ndarray, stop: np.ndarray, picks: np.ndarray) -> np.ndarray:
+    """Of one batch's notes ``picks`` (in the order they are noted), those that can
+    still be among the ``EXPLAIN_KEEP`` that ``rebalance`` shows: it shows the first
+    distinct (client, destination, verdict)s by score, so a note with that many
+    distinct ones before it in its own batch -- higher, or as high and noted earlier --
+    never is (and its ``Considered`` is not worth building)."""
+    if picks.size <= EXPLAIN_KEEP:
+        return picks
+    order = picks[np.lexsort((np.arange(picks.size), -sc[picks]))]
+    seen: set[tuple[int, int, int]] = set()
+    keep = np.zeros(m.idx.size, bool)
+    for k, i, d, r in zip(order.tolist(), m.idx[order].tolist(), m.dst[order].tolist(),
+                          stop[order].tolist(), strict=True):
+        if len(seen) >= EXPLAIN_KEEP:
+            break
+        keep[k] = True
+        seen.add((i, d, r))
+    return picks[keep[picks]]
+
+
 def evaluate(v: View, batches: list[Moves], notes: list[tuple[float, Note]],
              filters: dict[Reason, tuple[Filter, ...]] = FILTERS) -> Picked | None:
     """Best surviving candidate over all batches; notes keep the alternatives."""
@@ -175,7 +195,7 @@ def evaluate(v: View, batches: list[Moves], notes: list[tuple[float, Note]],
                 hit = f(v, m) & alive
             stop[hit] = rule
         names = ("", *(f.__name__ for f in chain))
-        for k in _best_per_group(m, sc, 3):
+        for k in _kept(m, sc, stop, _best_per_group(m, sc, 3)):
             at = None
             if priced is not None and stop[k] in (0, priced_rule):
                 at = (v, priced[0], int(priced[1][k]))

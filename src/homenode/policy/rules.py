@@ -39,6 +39,14 @@ def swapped_recently(v: View, m: Moves) -> np.ndarray:
     return _both(v, m, lambda i: v.now - v.swapped[i] < wait - 1e-9)
 
 
+def changed_too_often(v: View, m: Moves) -> np.ndarray:
+    """A client already changed home ``home_change_limit`` times within the last
+    ``home_change_window``."""
+    if v.s.home_change_limit <= 0 or v.changes is None:
+        return np.zeros(m.idx.size, bool)
+    return _both(v, m, lambda i: v.now - v.changes[i] < v.s.home_change_window - 1e-9)
+
+
 def outside_allowed_nodes(v: View, m: Moves) -> np.ndarray:
     """The destination is outside the client's allowed nodes (numa.nodeAffinity)."""
     bad = ~cell(v.allowed, m.idx, m.dst)
@@ -111,7 +119,8 @@ def peaks_unknown(v: View, m: Moves) -> np.ndarray:
 
 
 Filter = Callable[[View, Moves], np.ndarray]
-COMMON: tuple[Filter, ...] = (too_soon, outside_allowed_nodes, breaks_reservation)
+COMMON: tuple[Filter, ...] = (too_soon, changed_too_often, outside_allowed_nodes,
+                               breaks_reservation)
 FILTERS: dict[Reason, tuple[Filter, ...]] = {
     Reason.BALANCE: (*COMMON, would_thrash, gain_below_mig_threshold, does_not_pay),
     Reason.LOCALITY: (*COMMON, locality_gain_too_small, no_net_benefit, peaks_unknown,
@@ -154,4 +163,4 @@ def score(v: View, m: Moves) -> np.ndarray:
             p = payoff(v, m)
             s = s - (p.remote + p.copy_cpu)
     # Among equals, prefer the nearer destination (its remote pages cost less until moved).
-    return s - 1e-3 * v.distance[m.src, m.dst]
+    return s - 1e-3 * cell(v.distance, m.src, m.dst)
