@@ -102,7 +102,7 @@ class EsxiPolicy:
                               * self.s.rebalance_period, 0.0)
         _, trend, var, spread = self._forecast.update(snap.clients, snap.demand)
         vec = snap.vectors()
-        pages = snap.pages.sum(axis=1).astype(float)
+        pages = total[:, 0].astype(float)
 
         def per_node(x: np.ndarray) -> np.ndarray:
             used = np.bincount(home[placed], x[placed], topo.n)

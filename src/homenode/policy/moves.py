@@ -167,13 +167,19 @@ def with_partner(x: np.ndarray, m: Moves) -> np.ndarray:
     return np.where(m.partner >= 0, x[np.maximum(m.partner, 0)], 0.0)
 
 
+def _per_candidate(node: int | np.ndarray, k: int) -> np.ndarray:
+    if isinstance(node, np.ndarray) and node.dtype == np.int64 and node.shape == (k,):
+        return node
+    return np.full(k, node, np.int64) if np.ndim(node) == 0 else np.asarray(node, np.int64)
+
+
 def make_moves(v: View, reason: Reason, idx: np.ndarray, src: int | np.ndarray,
                dst: int | np.ndarray, partner: np.ndarray | None = None,
                group: np.ndarray | None = None) -> Moves:
     """Loads and imbalance if each candidate alone were carried out."""
     k = idx.size
-    src = np.broadcast_to(np.asarray(src, np.int64), (k,)).copy()
-    dst = np.broadcast_to(np.asarray(dst, np.int64), (k,)).copy()
+    src = _per_candidate(src, k)
+    dst = _per_candidate(dst, k)
     group = np.zeros(k, np.int64) if group is None else group
     de, dp = v.ent[idx], v.ent_peak[idx]
     if partner is None:

@@ -40,23 +40,23 @@ __all__ = ["FILTERS", "NONE", "Moves", "View", "make_moves", "movable", "rebalan
 # --- candidates -----------------------------------------------------------------------
 
 def balance_candidates(v: View) -> list[Moves]:
-    """Clients of above-average nodes to each below-average node (one batch)."""
+    """Clients of above-average nodes to each below-average node (one batch, by source,
+    then destination, then client)."""
     live = v.cores > 0
     mean = v.loads[live].mean()
-    ok = movable(v) & (v.ent > 0)
     dsts = np.flatnonzero(live & (v.loads < mean))
-    idx, src, dst = [], [], []
-    for s in np.flatnonzero(live & (v.loads > mean)):
-        mine = np.flatnonzero(ok & (v.home == s))
-        if mine.size and dsts.size:
-            idx.append(np.tile(mine, dsts.size))
-            src.append(np.full(mine.size * dsts.size, s))
-            dst.append(np.repeat(dsts, mine.size))
-    if not idx:
+    above = live & (v.loads > mean)
+    mine = np.flatnonzero(movable(v) & (v.ent > 0) & above[np.maximum(v.home, 0)])
+    if mine.size == 0 or dsts.size == 0:
         return []
-    src_a, dst_a = np.concatenate(src), np.concatenate(dst)
-    return [make_moves(v, Reason.BALANCE, np.concatenate(idx), src_a, dst_a,
-                       group=src_a * v.cores.size + dst_a)]
+    mine = mine[np.argsort(v.home[mine], kind="stable")]
+    srcs, first, count = np.unique(v.home[mine], return_index=True, return_counts=True)
+    nd = dsts.size
+    idx = np.concatenate([np.broadcast_to(mine[f:f + c], (nd, c)).reshape(-1)
+                          for f, c in zip(first.tolist(), count.tolist(), strict=True)])
+    src = np.repeat(srcs, count * nd)
+    dst = np.concatenate([np.repeat(dsts, c) for c in count.tolist()])
+    return [make_moves(v, Reason.BALANCE, idx, src, dst, group=src * v.cores.size + dst)]
 
 
 def _toward(v: View, reason: Reason, idx: np.ndarray, target: np.ndarray) -> list[Moves]:

@@ -22,9 +22,12 @@ FAIRNESS_URGENCY = 10.0   # score per period a client has been owed CPU
 # --- filters: each returns the mask of candidates it rejects --------------------------
 
 def _both(v: View, m: Moves, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    bad = fn(m.idx)
+    """fn's verdict on the client and on a swap partner.  fn judges every client once,
+    read per candidate: a batch holds each client many times (once per destination)."""
+    per_client = fn(slice(None))
+    bad = per_client[m.idx]
     if m.swaps:
-        bad = bad | ((m.partner >= 0) & fn(np.maximum(m.partner, 0)))
+        bad = bad | ((m.partner >= 0) & per_client[np.maximum(m.partner, 0)])
     return bad
 
 
