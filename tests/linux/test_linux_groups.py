@@ -17,6 +17,7 @@ from linux_support import CGROUP, FIXTURES, PROC, SYS_SPARSE, SYS_TWO, StepClock
 from homenode.errors import InputError
 from homenode.linux import config, groups
 from homenode.linux.host import LinuxHost
+from homenode.linux.kernel import procmaps
 
 DRY = "[daemon]\ndry_run = true\n[processes]\nauto = false\ncmdline = ['worker']\n"
 
@@ -137,7 +138,7 @@ MAPS = """\
 
 
 def test_shared_objects_in_maps():
-    got = groups.shared_objects(MAPS, 2 << 20)
+    got = procmaps.shared_objects(MAPS, 2 << 20)
     # tmpfs, memfd, SysV and shared anonymous memory; not a file on disk, not read-only,
     # not private; /dev/shm/small counts its two mappings (2 MiB in all)
     assert got == {("00:1a", 1001): "/dev/shm/pg.1",
@@ -145,7 +146,7 @@ def test_shared_objects_in_maps():
                    ("00:01", 3003): "/SYSV0052e2c1",
                    ("00:01", 4004): "/dev/zero",
                    ("00:1a", 7007): "/dev/shm/small"}
-    assert ("00:1a", 7007) not in groups.shared_objects(MAPS, 3 << 20)
+    assert ("00:1a", 7007) not in procmaps.shared_objects(MAPS, 3 << 20)
 
 
 SHARER = r"""

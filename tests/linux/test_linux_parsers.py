@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from linux_support import CGROUP, PROC, SYS_SPARSE
 
-from homenode.linux import cgroup, procfs, sysfs
-from homenode.linux.errors import ParseError
+from homenode.linux.kernel import cgroup, procfs, sysfs
+from homenode.linux.kernel.errors import ParseError
 from homenode.units import GIB, PAGE_SIZE
 
 # --- sysfs ---------------------------------------------------------------------------------

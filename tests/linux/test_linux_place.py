@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from linux_support import HOMENODE, SYS_SPARSE
 
-from homenode.linux import advice, sysfs
+from homenode.linux import advice
+from homenode.linux.kernel import sysfs
 from homenode.model import Client, Reason, SetHome, Snapshot, Topology
 from homenode.policy import make_policy
 from homenode.units import GIB

@@ -31,9 +31,10 @@ from linux_support import (
     thread_masks,
 )
 
-from homenode.linux import config, migrate, numa_syscalls
-from homenode.linux.errors import InvalidArgument, ProcessGone
+from homenode.linux import config, migrate
 from homenode.linux.host import LinuxHost
+from homenode.linux.kernel import numa_syscalls
+from homenode.linux.kernel.errors import InvalidArgument, ProcessGone
 from homenode.model import MigratePages, Reason, SetHome
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from linux_support import SYS_SPARSE
 
-from homenode.linux import errors, numa_syscalls, sysfs
 from homenode.linux.actionlog import ActionLog, format_text
 from homenode.linux.host import Result
+from homenode.linux.kernel import errors, numa_syscalls, sysfs
 from homenode.model import Client, MigratePages, Reason, SetHome, Snapshot
 from homenode.ops.logging import JsonFormatter
 

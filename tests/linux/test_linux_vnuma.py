@@ -20,9 +20,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from linux_support import FIXTURES, SYS_SPARSE, StepClock
 
-from homenode.linux import config, guestmem, migrate, procfs, qemu
+from homenode.linux import config, guestmem, migrate, qemu
 from homenode.linux.host import LinuxHost
-from homenode.linux.procfs import Mapping
+from homenode.linux.kernel import procfs, procmaps
+from homenode.linux.kernel.procfs import Mapping
 from homenode.model import Reason, SetHome
 from homenode.policy import make_policy
 
@@ -118,7 +119,7 @@ def test_backends_of_a_real_qemu_found_by_size_and_order():
 
     def flags() -> dict[int, frozenset[str]]:
         smaps_read.append(1)
-        return guestmem.parse_vmflags((PROC / "700" / "smaps").read_text())
+        return procmaps.parse_vmflags((PROC / "700" / "smaps").read_text())
 
     assert guestmem.resolve(layout_700(), maps, flags) == \
         {"ram-node0": (NODE0,), "ram-node1": (NODE1,)}
@@ -132,7 +133,7 @@ def test_an_earlier_mapping_of_the_same_size_is_told_apart_by_vmflags():
                if a.end > NODE0[1] and b.start - a.end > 128 * MIB)
     fake = Mapping(gap, gap + 128 * MIB, "rw-p", "")
     maps = sorted([*maps, fake], key=lambda m: m.start)
-    flags = guestmem.parse_vmflags((PROC / "700" / "smaps").read_text())
+    flags = procmaps.parse_vmflags((PROC / "700" / "smaps").read_text())
     assert "dc" in flags[NODE0[0]] and fake.start not in flags
     assert guestmem.resolve(layout_700(), maps, lambda: flags) == \
         {"ram-node0": (NODE0,), "ram-node1": (NODE1,)}

@@ -111,7 +111,8 @@ def test_each_guest_node_is_homed_with_its_own_memory(run):
         else:
             assert cpus == "0-1", threads      # QEMU's other threads: left alone
     # which mapping is which backend: as homenode found them (creation order)
-    from homenode.linux import guestmem, procfs, qemu
+    from homenode.linux import guestmem, qemu
+    from homenode.linux.kernel import procfs
     layout = qemu.parse_guest_numa(NESTED.split())
     assert layout is not None
     ranges = guestmem.resolve(layout, procfs.parse_maps((share / "maps").read_text()))

@@ -21,8 +21,11 @@ from pathlib import Path
 import pytest
 from linux_support import SYS_TWO, StepClock, needs_two_cpus, thread_masks
 
-from homenode.linux import config, migrate, numa_syscalls
+from homenode.linux import config
+from homenode.linux.actions_io import KernelIo
 from homenode.linux.host import LinuxHost
+from homenode.linux.kernel import numa_syscalls
+from homenode.linux.kinds import process
 from homenode.model import Reason, SetHome
 
 QEMU = shutil.which("qemu-system-x86_64")
@@ -111,10 +114,9 @@ def test_a_page_pass_over_a_slice_scans_only_its_backend():
         by_node = {c.guest_node.id: c for c in h.procs.values()}  # type: ignore[attr-defined]
         # node 0 -> node 0 (the only node here): move_pages examines every address of
         # the slice's backend and reports pages already on node 0 as there.
-        r0 = migrate.migrate_process(by_node[0], 0, 0, 1 << 30, 0.0, False, "/proc",
-                                     numa_syscalls)
-        r1 = migrate.migrate_process(by_node[1], 0, 0, 1 << 30, 0.0, False, "/proc",
-                                     numa_syscalls)
+        io = KernelIo("/proc", numa_syscalls)
+        r0 = process.migrate_process(by_node[0], 0, 0, 1 << 30, 0.0, False, io)
+        r1 = process.migrate_process(by_node[1], 0, 0, 1 << 30, 0.0, False, io)
         assert (r0.scanned, r0.moved) == (PAGES_32M, 0)        # nothing touched there
         assert (r1.scanned, r1.moved) == (PAGES_32M, PAGES_32M)
         assert r0.error is None and r1.error is None

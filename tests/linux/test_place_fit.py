@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from linux_support import HOMENODE
 
-from homenode.linux import advice, sysfs
+from homenode.linux import advice
+from homenode.linux.kernel import sysfs
 from homenode.model import Topology
 from homenode.units import GIB, PAGE_SIZE
 

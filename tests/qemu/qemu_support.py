@@ -6,7 +6,7 @@ from __future__ import annotations
 def linux_backend_missing() -> str | None:
     """Why `homenode run` cannot be used yet (the Linux backend is its own issue)."""
     try:
-        import homenode.linux.numa_syscalls  # noqa: F401
+        import homenode.linux.kernel.numa_syscalls  # noqa: F401
     except ImportError as e:
         return f"homenode.linux not usable: {e}"
     from click.testing import CliRunner

@@ -55,7 +55,7 @@ def test_first_touch_lands_on_the_node_of_the_cpu(guest):
 
 def _syscalls(res):
     if not res["numa_syscalls"]["available"]:
-        pytest.skip(f"homenode.linux.numa_syscalls: {res['numa_syscalls']['error']}")
+        pytest.skip(f"homenode.linux.kernel.numa_syscalls: {res['numa_syscalls']['error']}")
     return res["syscalls"]
 
 

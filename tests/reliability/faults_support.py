@@ -1,5 +1,5 @@
 """The fault-injection catalogue: every call site of the Linux backend, the errnos the
-kernel can return there, and a plan that makes one site fail (homenode.linux.faults).
+kernel can return there, and a plan that makes one site fail (homenode.linux.kernel.faults).
 
 A site is (op, a pattern on the call's target).  ``classify`` names the site of any call,
 so a test can check that the catalogue is complete: a new read or system call added to

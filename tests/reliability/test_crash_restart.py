@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from linux_support import SYS_TWO, StepClock, child, needs_root, needs_two_cpus, thread_masks
 
-from homenode.linux import config, faults, state
+from homenode.linux import config, state
 from homenode.linux.host import LinuxHost
+from homenode.linux.kernel import faults
 from homenode.model import Reason, SetHome
 
 ALL = frozenset({0, 1})

@@ -18,9 +18,10 @@ import pytest
 from faults_support import PROC_READ, PROCESS_READS, SYSCALLS, Plan, case_id, cases
 from linux_support import SYS_TWO, StepClock, child
 
-from homenode.linux import config, faults, guard, numa_syscalls
+from homenode.linux import config, guard
 from homenode.linux.engine import Engine, shutdown
 from homenode.linux.host import LinuxHost
+from homenode.linux.kernel import faults, numa_syscalls
 from homenode.model import MigratePages
 
 DENIED = (E.EACCES, E.EPERM)

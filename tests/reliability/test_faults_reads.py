@@ -32,8 +32,9 @@ from faults_support import (
 )
 from linux_support import CGROUP, PROC, SYS_SPARSE, StepClock
 
-from homenode.linux import config, faults, guard
+from homenode.linux import config, guard
 from homenode.linux.host import LinuxHost
+from homenode.linux.kernel import faults
 
 CFG = """
 [daemon]

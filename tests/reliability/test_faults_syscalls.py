@@ -43,8 +43,11 @@ from linux_support import (
 )
 
 from homenode.errors import HomenodeError
-from homenode.linux import affinity, config, daemon, faults, guard
+from homenode.linux import config, daemon, guard
+from homenode.linux.actions_io import KernelIo
 from homenode.linux.host import LinuxHost
+from homenode.linux.kernel import faults, numa_syscalls
+from homenode.linux.kinds import threads
 from homenode.model import MigratePages, Reason, SetHome
 
 DENIED = (E.EACCES, E.EPERM)
@@ -70,7 +73,8 @@ def _consistent(h: LinuxHost, pid: int) -> None:
     c = next(iter(h.procs.values()), None)
     if c is None:
         return
-    assert affinity.settled(c, "/proc") or c.key in h.unsettled, thread_masks(pid)
+    ok = threads.settled(c, KernelIo("/proc", numa_syscalls))
+    assert ok or c.key in h.unsettled, thread_masks(pid)
 
 
 # --- affinity -------------------------------------------------------------------------------

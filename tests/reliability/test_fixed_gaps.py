@@ -10,8 +10,9 @@ import pytest
 from fuzz_support import memory_cap
 
 from homenode.errors import InputError
-from homenode.linux import advice, config
-from homenode.linux.errors import ParseError
+from homenode.linux import config
+from homenode.linux.kernel import procfs
+from homenode.linux.kernel.errors import ParseError
 from homenode.settings import Settings
 from homenode.sim import scenario as scenarios
 from homenode.units import parse_duration, parse_size
@@ -81,9 +82,9 @@ def test_refused_with_one_line(name, call):
                                   "cpu0 1 2 3 \u0663 5 6 7 8", "cpu0x 1 2 3 4 5 6 7 8"])
 def test_malformed_proc_stat_is_a_parse_error(text):
     with pytest.raises(ParseError):
-        advice.parse_proc_stat(text)
+        procfs.parse_proc_stat(text)
 
 
 def test_a_good_proc_stat_still_parses():
-    assert advice.parse_proc_stat("cpu  9 9 9 9 9 9 9 9\ncpu3 1 2 3 4 5 6 7 8 9 10\n") == \
+    assert procfs.parse_proc_stat("cpu  9 9 9 9 9 9 9 9\ncpu3 1 2 3 4 5 6 7 8 9 10\n") == \
         {3: (36 - 9, 36)}

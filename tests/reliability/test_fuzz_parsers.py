@@ -1,7 +1,7 @@
 """Fuzzing every parser: only the documented error may ever escape.
 
 - kernel files (cpulist, node meminfo, distance, numa_maps, /proc/PID/stat, schedstat,
-  status, maps, /proc/stat, mountinfo, the cgroup files): ``homenode.linux.errors
+  status, maps, /proc/stat, mountinfo, the cgroup files): ``homenode.linux.kernel.errors
   .ParseError`` (docs: linux/errors.py), or nothing;
 - the daemon's TOML config, scenario files, traces, sizes and durations given on the
   command line: ``homenode.errors.InputError`` (one line naming the field and value);
@@ -51,8 +51,9 @@ from homenode.inputs import (
     MAX_SIZE,
     MAX_VCPUS,
 )
-from homenode.linux import advice, cgroup, config, procfs, state, sysfs
-from homenode.linux.errors import ParseError
+from homenode.linux import config, state
+from homenode.linux.kernel import cgroup, procfs, sysfs
+from homenode.linux.kernel.errors import ParseError
 from homenode.ops import api
 from homenode.ops.status import StatusRecorder
 from homenode.settings import Settings
@@ -221,7 +222,7 @@ proc_stat_line = st.builds(lambda cpu, vals: f"{cpu} {' '.join(vals)}",
 def test_proc_stat(text):
     """``homenode place`` samples /proc/stat (homenode.linux.advice)."""
     try:
-        out = advice.parse_proc_stat(text)
+        out = procfs.parse_proc_stat(text)
     except ParseError:
         return
     assert all(isinstance(b, int) and isinstance(t, int) for b, t in out.values())

@@ -1,4 +1,4 @@
-"""homenode.linux.identity: an action holds the very process it is for."""
+"""homenode.linux.kernel.identity: an action holds the very process it is for."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from linux_support import needs_root
 
-from homenode.linux import procfs
-from homenode.linux.errors import ProcessGone
-from homenode.linux.identity import Pinned
+from homenode.linux.kernel import procfs
+from homenode.linux.kernel.errors import ProcessGone
+from homenode.linux.kernel.identity import Pinned
 
 
 def _sleeper() -> subprocess.Popen:

@@ -107,7 +107,7 @@ def run_cmd(config_path: Path | None, dry_run: bool, interval: float | None,
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def topology_cmd(as_json: bool) -> None:
     """Nodes, CPUs, cores, memory and distances (like numactl -H)."""
-    from homenode.linux.sysfs import TopologyReader
+    from homenode.linux.kernel.sysfs import TopologyReader
 
     _require_linux()
     state = TopologyReader("/sys").read()
@@ -124,7 +124,7 @@ def format_topology(topo: Topology, free_pages: np.ndarray, as_json: bool = Fals
                        "size_mb": size[i], "free_mb": free[i]}
                       for i, nid in enumerate(topo.node_ids)],
             "distances": topo.distance.tolist()}, indent=2)
-    from homenode.linux.sysfs import format_cpulist
+    from homenode.linux.kernel.sysfs import format_cpulist
     ids = topo.node_ids
     lines = [f"available: {topo.n} nodes ({format_cpulist(ids)})"]
     for i, nid in enumerate(ids):
@@ -170,7 +170,7 @@ def place_cmd(vcpus: int, memory: int, as_json: bool, numad_compat: bool,
     --numad-compat nothing is printed, so libvirt refuses to start the VM); 2 bad input.
     """
     from homenode.linux import advice, config
-    from homenode.linux.sysfs import TopologyReader
+    from homenode.linux.kernel.sysfs import TopologyReader
 
     _require_linux()
     mem, win, samp = memory, window, sample

@@ -1,7 +1,7 @@
 """Carrying out one policy action on one client: the host's actuation.
 
 The client's kind (homenode.linux.kinds) holds a process by a pidfd for the whole action
-and checks it is alive right before every call (homenode.linux.identity), so a reused
+and checks it is alive right before every call (homenode.linux.kernel.identity), so a reused
 PID is never acted on; a process that exits during the action is dropped, and one whose
 PID is reused at once is counted.  Pages moved before a failing call are accounted
 before the error is reported.  Nothing here decides: the policy did.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from homenode.linux.actions_io import ActionIo, HostStats
 from homenode.linux.clients import Ctx, Tracked
-from homenode.linux.errors import AccessDenied
+from homenode.linux.kernel.errors import AccessDenied
 from homenode.linux.kinds import kind_of
 from homenode.linux.state import Cpus
 from homenode.model import Action, ActionResult, MigratePages, SetHome, Topology

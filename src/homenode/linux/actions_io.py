@@ -1,6 +1,6 @@
-"""The I/O context an action runs in: the kernel (the proc root, and the syscall module
-that is the fault-injection seam) and the host's books.  Actions and client kinds take
-this instead of the whole LinuxHost."""
+"""The I/O contexts client kinds run in: ``KernelIo`` (the proc root, and the syscall
+module that is the fault-injection seam) and ``ActionIo`` (that, plus the host's books,
+for an action).  Actions and client kinds take these instead of the whole LinuxHost."""
 
 from __future__ import annotations
 
@@ -26,9 +26,18 @@ class HostStats:
 
 
 @dataclass
-class ActionIo:
+class KernelIo:
+    """What a client kind needs to read and change the kernel: the proc root and the
+    syscall module (homenode.linux.kernel.numa_syscalls, or a test's stand-in)."""
+
     proc: str
     sys: ModuleType
+
+
+@dataclass
+class ActionIo(KernelIo):
+    """A kind's context while carrying out an action (adds the host's books)."""
+
     dry_run: bool
     bulk: bool                                  # daemon.migration = "bulk"
     stats: HostStats

@@ -1,14 +1,15 @@
-"""A killed daemon's work, adopted at restart; and the records the live daemon keeps.
+"""A killed daemon's work, adopted at restart; and the state file kept in step (``Keeper``).
 
-``record_*`` turn a tracked client into its state record (homenode.linux.state): what
-homenode set on it and what to put back.  ``adopt_*`` take a client found at start-up
-and the record a previous daemon left for it.  A record is keyed by (PID, start time),
-so a reused PID never matches.  It is adopted only if every thread's CPU affinity (or
-the cgroup's ``cpuset.cpus``) is one homenode set -- or one of the recorded originals,
-for threads a killed daemon had not reached yet.  The client then keeps its home (the
-node of those CPUs), its home time, and the originals to put back on exit, and it stays
-managed.  Anything else means someone re-bound it while no homenode ran: the record is
-dropped and the usual first look applies (bound by someone else, never overridden).
+Each client kind (homenode.linux.kinds) turns its client into a state record
+(homenode.linux.state) -- what homenode set on it and what to put back -- and adopts a
+client found at start-up from the record a previous daemon left for it.  A record is
+keyed by (PID, start time), so a reused PID never matches.  It is adopted only if every
+thread's CPU affinity (or the cgroup's ``cpuset.cpus``) is one homenode set -- or one of
+the recorded originals, for threads a killed daemon had not reached yet.  The client then
+keeps its home (the node of those CPUs), its home time, and the originals to put back on
+exit, and it stays managed.  Anything else means someone re-bound it while no homenode
+ran: the record is dropped and the usual first look applies (bound by someone else,
+never overridden).
 
 Threads found half-way -- some on the pending CPUs of an interrupted home change, some
 still on the old ones -- are completed onto the pending CPUs: the move was decided and
@@ -23,20 +24,14 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from homenode.linux import affinity, procfs
+from homenode.linux.actions_io import KernelIo
 from homenode.linux.clients import ProcessClient, Tracked
 from homenode.linux.discovery import ProcessInfo
-from homenode.linux.errors import SysError
+from homenode.linux.kernel import procfs
+from homenode.linux.kernel.errors import SysError
 from homenode.linux.kinds import kind_of
-from homenode.linux.kinds.cgroup import (  # noqa: F401  (kept importable here)
-    adopt_cgroup,
-    record_cgroup,
-)
-from homenode.linux.kinds.process import (  # noqa: F401
-    adopt_process,
-    node_of,
-    record_process,
-)
+from homenode.linux.kinds.process import adopt_process
+from homenode.linux.kinds.threads import restore as restore_threads
 from homenode.linux.state import Cpus, Saved, StateFile
 from homenode.model import Topology
 
@@ -61,6 +56,7 @@ class Keeper:
         self.proc = proc
         self.cgroup_root = cgroup_root
         self.sys = sys
+        self.io = KernelIo(proc, sys)
         self.now = now
         self.write = write and state is not None      # never in a dry run
         self.carried: Saved = state.load() if state is not None else Saved()
@@ -80,8 +76,8 @@ class Keeper:
 
     def found(self, c: Tracked, topo: Topology) -> str | None:
         """A client just found: adopted from the previous daemon's record, if any."""
-        verdict = kind_of(c).adopt(c, self.carried, self.proc, self.sys, topo,
-                                   self.from_wall, self.write)
+        verdict = kind_of(c).adopt(c, self.carried, self.io, topo, self.from_wall,
+                                   self.write)
         if verdict is not None:
             self.dirty = True
         return verdict
@@ -95,7 +91,7 @@ class Keeper:
             return
         for c, cpus in homes:
             try:
-                kind_of(c).capture_originals(c, self.proc, self.sys)
+                kind_of(c).capture_originals(c, self.io)
             except SysError:
                 continue        # the action itself will meet the error and report it
             self.pending[c.key] = cpus  # type: ignore[attr-defined]
@@ -143,9 +139,9 @@ class Keeper:
                 if st.starttime != rec.start:
                     continue
                 c = ProcessClient(ProcessInfo(rec.pid, rec.start, st.comm, "state"), 0.0)
-                if adopt_process(c, rec, self.proc, self.sys, topo, self.from_wall) in (
+                if adopt_process(c, rec, self.io, topo, self.from_wall) in (
                         "adopted", "completed"):
-                    n = affinity.restore_process(c, self.proc, self.sys)
+                    n = restore_threads(c, self.io)
                     clients += n > 0
                     threads += n
             except SysError as e:

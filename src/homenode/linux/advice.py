@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from homenode.errors import HomenodeError, InputError
-from homenode.linux.errors import ParseError
-from homenode.linux.procfs import parse_proc_stat, read_bytes
-from homenode.linux.sysfs import format_cpulist
+from homenode.linux.kernel.errors import ParseError
+from homenode.linux.kernel.procfs import read_proc_stat
+from homenode.linux.kernel.sysfs import format_cpulist
 from homenode.model import Client, Reason, SetHome, Snapshot, Topology
 from homenode.policy import make_policy
 from homenode.settings import Settings
@@ -110,9 +110,9 @@ def busy_cores(topo: Topology, proc: str = "/proc", sample: float = DEFAULT_SAMP
     if sample <= 0:
         return np.zeros(topo.n)
     try:
-        a = parse_proc_stat(read_bytes(f"{proc}/stat", "read /proc/stat").decode())
+        a = read_proc_stat(proc)
         time.sleep(sample)
-        b = parse_proc_stat(read_bytes(f"{proc}/stat", "read /proc/stat").decode())
+        b = read_proc_stat(proc)
     except ParseError as e:           # a kernel we do not understand: say so, in one line
         raise HomenodeError(str(e)) from None
     out = np.zeros(topo.n)

@@ -12,10 +12,11 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from homenode.linux import cgroup, procfs
 from homenode.linux.discovery import CLK_TCK, CgroupInfo, ProcessInfo, vcpu_threads
-from homenode.linux.errors import ParseError, ProcessGone, SysError
-from homenode.linux.sysfs import parse_cpulist
+from homenode.linux.grouprules import Facts
+from homenode.linux.kernel import cgroup, procfs
+from homenode.linux.kernel.errors import ParseError, ProcessGone, SysError
+from homenode.linux.kernel.sysfs import parse_cpulist
 from homenode.units import PAGE_SIZE
 
 # Re-read numa_maps at once when RSS moved by more than this fraction since the last read.
@@ -113,6 +114,7 @@ class Tracked:
 
 class ProcessClient(Tracked):
     kind = "process"
+    vm_name = ""          # a vNUMA slice: the name of its VM (homenode.linux.vmslice)
 
     def __init__(self, info: ProcessInfo, now: float):
         super().__init__(f"pid:{info.pid}", info.name, home_since=now,
@@ -163,6 +165,29 @@ class ProcessClient(Tracked):
 
     def _own_vmas(self, ctx: Ctx) -> list[procfs.Vma]:
         return procfs.read_numa_maps(ctx.proc, self.pid, own_only=True)
+
+    # What the group rules look at (homenode.linux.groups).
+
+    def group_facts(self, proc: str, needs_cgroup: bool) -> Facts:
+        """What the rules' selectors match: PID, command line, names and (only when a
+        rule selects by cgroup) the process's cgroup."""
+        cmdline = " ".join(self.argv) if self.argv else None
+        if cmdline is None:
+            try:
+                cmdline = " ".join(procfs.read_cmdline(proc, self.pid))
+            except SysError:
+                cmdline = None
+        cg = None
+        if needs_cgroup:
+            try:
+                cg = (procfs.read_cgroup_v2_path(proc, self.pid) or "").strip("/")
+            except SysError:
+                cg = None
+        return Facts(self.pid, cmdline, (self.name, self.vm_name), cg)
+
+    def shm_pid(self) -> int | None:
+        """The process whose shared memory mappings put it in an automatic group."""
+        return self.pid
 
     def verify(self, proc: str) -> procfs.Stat:
         """This process's stat, or ProcessGone if the PID is gone or now someone else's."""
@@ -296,6 +321,12 @@ class CgroupClient(Tracked):
     @property
     def key(self) -> str:
         return self.rel
+
+    def group_facts(self, proc: str, needs_cgroup: bool) -> Facts:
+        return Facts(None, None, (self.name, ""), self.rel)
+
+    def shm_pid(self) -> int | None:
+        return None           # a cgroup is grouped by the rules, never automatically
 
     def refresh_members(self, ctx: Ctx) -> None:
         """Members and their vCPUs (at discovery and every scan)."""

@@ -27,11 +27,11 @@ from homenode.linux import privileges
 from homenode.linux.actionlog import ActionLog
 from homenode.linux.config import Config
 from homenode.linux.engine import Engine, shutdown
-from homenode.linux.errors import ParseError
 from homenode.linux.host import LinuxHost, kernel_numa_balancing
+from homenode.linux.kernel.errors import ParseError
+from homenode.linux.kernel.sysfs import format_cpulist
 from homenode.linux.state import StateFile
 from homenode.linux.state import default_path as state_default_path
-from homenode.linux.sysfs import format_cpulist
 from homenode.metrics import RunRecorder, summarize
 from homenode.model import Decision
 from homenode.policy import make_policy

@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from homenode.linux import cgroup, procfs, qemu
+from homenode.linux import qemu
 from homenode.linux.config import Config
-from homenode.linux.errors import AccessDenied, ParseError, SysError
 from homenode.linux.groups import Labeler
 from homenode.linux.guestmem import GuestVm
+from homenode.linux.kernel import cgroup, procfs
+from homenode.linux.kernel.errors import AccessDenied, ParseError, SysError
 from homenode.units import MIB
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -40,11 +40,11 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from homenode.linux import migrate
-from homenode.linux import numa_syscalls as default_sys
 from homenode.linux.actions_io import Books, HostStats
 from homenode.linux.clients import ProcessClient
-from homenode.linux.errors import AccessDenied, SysError
-from homenode.linux.identity import Pinned
+from homenode.linux.kernel import numa_syscalls as default_sys
+from homenode.linux.kernel.errors import AccessDenied, SysError
+from homenode.linux.kernel.identity import Pinned
 
 if TYPE_CHECKING:
     from homenode.model import Topology

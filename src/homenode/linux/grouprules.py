@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from homenode.errors import InputError
 from homenode.inputs import MAX_NODES, Table
-from homenode.linux.sysfs import parse_cpulist
+from homenode.linux.kernel.sysfs import parse_cpulist
 from homenode.units import MIB
 
 SELECTOR_KINDS = ("cmdline", "name", "cgroup", "pid")

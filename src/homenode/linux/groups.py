@@ -37,8 +37,6 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING, Any, Protocol
 
-from homenode.linux import procfs
-from homenode.linux.errors import SysError
 from homenode.linux.grouprules import (  # noqa: F401  (the schema, re-exported)
     AUTO_PREFIX,
     DEFAULT_MIN_SHARED,
@@ -51,7 +49,8 @@ from homenode.linux.grouprules import (  # noqa: F401  (the schema, re-exported)
     parse_rules,
     parse_selector,
 )
-from homenode.linux.procmaps import SHM_PATHS, shared_objects  # noqa: F401  (re-exported)
+from homenode.linux.kernel.errors import SysError
+from homenode.linux.kernel.procmaps import read_shared_objects
 from homenode.model import Client, Topology
 
 if TYPE_CHECKING:
@@ -69,6 +68,12 @@ class Tracked(Protocol):
     prefer_ht: bool
     version: int
     vm_id: str
+
+    def group_facts(self, proc: str, needs_cgroup: bool) -> Facts:
+        """What the rules' selectors match on (each kind of client says)."""
+
+    def shm_pid(self) -> int | None:
+        """The process whose shared memory mappings may group it; None: never."""
 
 
 # --- labelling the tracked clients -----------------------------------------------------------
@@ -96,7 +101,7 @@ class Labeler:
         c.labelled = True
         if not (self.rules.groups or self.rules.constraints):
             return
-        facts = self._facts(c)
+        facts = c.group_facts(self.proc, self.rules.needs_cgroup)
         group = next((g.name for g in self.rules.groups
                       if any(s.matches(facts) for s in g.members)), "")
         rule = next((r for r in self.rules.constraints
@@ -107,37 +112,15 @@ class Labeler:
                  allowed_nodes=rule.allowed_nodes if rule else None,
                  prefer_ht=rule.prefer_ht if rule else False)
 
-    def _facts(self, c: Tracked) -> Facts:
-        pid = getattr(c, "pid", None)
-        names = (c.name, getattr(c, "vm_name", ""))
-        if pid is None:                                    # a cgroup client
-            return Facts(None, None, names, getattr(c, "rel", None))
-        argv = getattr(c, "argv", ())
-        cmdline = " ".join(argv) if argv else None
-        if cmdline is None:
-            try:
-                cmdline = " ".join(procfs.read_cmdline(self.proc, pid))
-            except SysError:
-                cmdline = None
-        cg = None
-        if self.rules.needs_cgroup:
-            try:
-                cg = (procfs.read_cgroup_v2_path(self.proc, pid) or "").strip("/")
-            except SysError:
-                cg = None
-        return Facts(pid, cmdline, names, cg)
-
     def _shared_memory(self, tracked: list[Tracked]) -> None:
         """Group processes mapping the same shared memory object (union-find)."""
         owners: dict[tuple[str, int], list[Tracked]] = {}
         names: dict[tuple[str, int], str] = {}
-        candidates = [c for c in tracked if getattr(c, "pid", None) is not None
-                      and not getattr(c, "guest_node", None) and c.id not in self._explicit]
+        candidates = [c for c in tracked if c.shm_pid() is not None
+                      and c.id not in self._explicit]
         for c in candidates:
             try:
-                path = f"{self.proc}/{c.pid}/maps"  # type: ignore[attr-defined]
-                objs = shared_objects(procfs.read_bytes(path, f"read {path}"),
-                                      self.rules.min_shared)
+                objs = read_shared_objects(self.proc, c.shm_pid() or 0, self.rules.min_shared)
             except SysError:
                 continue
             for key, name in objs.items():

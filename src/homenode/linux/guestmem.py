@@ -28,10 +28,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from homenode.linux import procfs
-from homenode.linux.errors import SysError
-from homenode.linux.procfs import Mapping, Vma
-from homenode.linux.procmaps import parse_vmflags
+from homenode.linux.kernel import procfs
+from homenode.linux.kernel.errors import SysError
+from homenode.linux.kernel.procfs import Mapping, Vma
+from homenode.linux.kernel.procmaps import read_vmflags
 from homenode.linux.qemu import Backend, GuestLayout, GuestNode
 
 PAGE = 4096
@@ -213,8 +213,7 @@ class GuestVm:
         return [b for b in node.backends if b not in self.ranges]
 
     def _vmflags(self, proc: str) -> dict[int, frozenset[str]]:
-        path = f"{proc}/{self.pid}/smaps"
-        return parse_vmflags(procfs.read_bytes(path, f"read {path}"))
+        return read_vmflags(proc, self.pid)
 
 
 def vcpu_index(proc: str, pid: int, tid: int) -> int | None:

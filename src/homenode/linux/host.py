@@ -25,26 +25,27 @@ from typing import Protocol
 
 import numpy as np
 
-from homenode.linux import affinity, cgroup, procfs, view
-from homenode.linux import numa_syscalls as default_sys
+from homenode.linux import view
 from homenode.linux.actions import ActionIo, HostStats, Result, apply_one, home_changes
 from homenode.linux.adopt import Keeper
 from homenode.linux.clients import CgroupClient, Ctx, ProcessClient, Tracked
 from homenode.linux.config import Config
 from homenode.linux.discovery import Discovery
 from homenode.linux.engine import Engine, absorb, shutdown, submit
-from homenode.linux.errors import AccessDenied, ParseError, ProcessGone, SysError
 from homenode.linux.groups import with_labels
 from homenode.linux.guard import HOST, Guard
-from homenode.linux.kinds import kind_of
-from homenode.linux.state import StateFile
-from homenode.linux.sysfs import (
+from homenode.linux.kernel import cgroup, procfs
+from homenode.linux.kernel import numa_syscalls as default_sys
+from homenode.linux.kernel.errors import AccessDenied, ParseError, ProcessGone, SysError
+from homenode.linux.kernel.sysfs import (
     NodeState,
     TopologyReader,
     format_cpulist,
     read_isolated_cpus,
     read_online_cpus,
 )
+from homenode.linux.kinds import kind_of
+from homenode.linux.state import StateFile
 from homenode.linux.vmslice import new_process_client
 from homenode.model import Action, ActionResult, Client, Snapshot, Topology
 
@@ -175,7 +176,7 @@ class LinuxHost:
         clients = threads = 0
         for c in self._tracked():
             try:
-                n = kind_of(c).restore(c, self.proc, self.sys)
+                n = kind_of(c).restore(c, self.io)
             except SysError as e:
                 log.warning("restore %s (%s): %s", c.name, c.id, e)
                 continue
@@ -197,10 +198,9 @@ class LinuxHost:
                 continue
             if not self.dry_run:
                 try:
-                    affinity.restore_process(c, self.proc, self.sys)
+                    kind_of(c).restore(c, self.io)
                 except SysError as e:
-                    if not e.gone:
-                        log.warning("restore %s (%s): %s", c.name, c.id, e)
+                    log.warning("restore %s (%s): %s", c.name, c.id, e)
             self._drop(key)
             self.ignored.add(key)
             names.append(c.name)
@@ -260,7 +260,7 @@ class LinuxHost:
                                    f"(further {kind} errors of this client not logged)")
 
     def _still_there(self, c: Tracked) -> bool:
-        return kind_of(c).still_there(c, self.proc)
+        return kind_of(c).still_there(c, self.io)
 
     def _check_settled(self, c: Tracked) -> None:
         """After an error the threads' masks may disagree with the bookkeeping (an
@@ -269,7 +269,7 @@ class LinuxHost:
         if c.key in self.unsettled or c.key not in self.procs or not c.managed:
             return
         try:
-            ok = kind_of(c).settled(c, self.proc, self.sys)
+            ok = kind_of(c).settled(c, self.io)
         except SysError:
             return
         if not ok:
@@ -295,9 +295,8 @@ class LinuxHost:
         self._recheck_cpus = False
         node_cpus = frozenset(c for cpus in topo.cpus for c in cpus)
         try:
-            self._online = read_online_cpus(self.sys_root)
-        except FileNotFoundError:
-            self._online = node_cpus
+            online = read_online_cpus(self.sys_root)
+            self._online = node_cpus if online is None else online
         except (OSError, ParseError) as e:
             # The nodes' cpulists (just read) list the online CPUs; read again next tick.
             self.warn_once(HOST, "topology", f"reading the online CPUs failed: {e}")
@@ -371,7 +370,7 @@ class LinuxHost:
     def _refresh(self, c: Tracked, ctx: Ctx, topo: Topology) -> None:
         kind = kind_of(c)
         if c.key in self.unsettled and not self.dry_run:
-            kind.resettle(c, self.proc, self.sys)    # before the binding check
+            kind.resettle(c, self.io)    # before the binding check
             self.unsettled.discard(c.key)
         try:
             c.refresh(ctx)
@@ -409,7 +408,6 @@ class LinuxHost:
 def kernel_numa_balancing(proc_root: str = "/proc") -> bool:
     """Whether the kernel's automatic NUMA balancing is on (it moves pages too)."""
     try:
-        return procfs.read_bytes(f"{proc_root}/sys/kernel/numa_balancing",
-                                 "numa_balancing").strip() not in (b"0", b"")
+        return procfs.read_numa_balancing(proc_root)
     except SysError:
         return False

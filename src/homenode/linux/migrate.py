@@ -1,4 +1,5 @@
-"""Moving a client's pages from one node to another within the policy's page budget.
+"""Moving a process's pages from one node to another within a page budget: the page
+mover every client kind (homenode.linux.kinds) and the migration engine use.
 
 Paced path: the writable mappings of the process (/proc/PID/maps) are scanned from
 where the previous call stopped.  ``move_pages`` with no target nodes reports each
@@ -20,10 +21,9 @@ from types import ModuleType
 
 import numpy as np
 
-from homenode.linux import numa_syscalls as default_sys
-from homenode.linux import procfs
-from homenode.linux.clients import CgroupClient, ProcessClient
-from homenode.linux.errors import SysError
+from homenode.linux.kernel import numa_syscalls as default_sys
+from homenode.linux.kernel import procfs
+from homenode.linux.kernel.errors import SysError
 
 # Addresses per move_pages call: 4096 pages = 32 KiB of address and status arrays.
 CHUNK_PAGES = 4096
@@ -78,7 +78,7 @@ def move_paced(proc: str, pid: int, src: int, dst: int, budget: int, cursor: int
 
     A failing call other than the process's exit ends the pass early with ``error`` set,
     keeping the count of the pages already moved: the caller accounts for them, then
-    reports the error.  ``alive`` (homenode.linux.identity) is called before every
+    reports the error.  ``alive`` (homenode.linux.kernel.identity) is called before every
     move_pages: it raises ProcessGone once the process has exited."""
     out = Moved(cursor=cursor)
     maps = movable_mappings(proc, pid, starts, ranges)
@@ -151,70 +151,3 @@ def move_bulk(pid: int, src: int, dst: int, sys: ModuleType = default_sys,
     if alive is not None:
         alive()
     return sys.migrate_pages(pid, [src], [dst])
-
-
-# --- one client's pass -------------------------------------------------------------------
-
-def migrate_process(c: ProcessClient, src: int, dst: int, budget: int, now: float,
-                    bulk: bool, proc: str, sys: ModuleType = default_sys,
-                    alive: Check | None = None) -> Moved:
-    """One tick's pages of process client ``c`` from node id ``src`` to ``dst``, with its
-    bookkeeping (scan cursor, pages per node, stuck nodes) kept in step -- also when a
-    call fails half-way (``error``): the pages moved before it are accounted, and
-    numa_maps is re-read next tick to learn where every page really is."""
-    stuck = c.stuck.get(src)
-    if stuck is not None and now < stuck[0] and c.pages.get(src, 0) <= stuck[1]:
-        return Moved(cursor=c.cursor)
-    if bulk and c.mem_ranges is None:     # a vNUMA slice moves paced: not the whole VM
-        before = c.pages.get(src, 0)
-        c.maps_stale = True                # re-read numa_maps next tick, whatever happens
-        try:
-            not_moved = move_bulk(c.pid, src, dst, sys, alive)
-        except SysError as e:
-            if e.gone:
-                raise
-            return Moved(error=e)
-        return Moved(moved=max(before - not_moved, 0))
-    r = move_paced(proc, c.pid, src, dst, budget, c.cursor, c.page_size_kb(), sys,
-                   c.vmas_on(src), c.mem_ranges, alive)
-    c.cursor = r.cursor
-    c.pages[src] = max(c.pages.get(src, 0) - r.moved, 0)
-    c.pages[dst] = c.pages.get(dst, 0) + r.moved
-    if r.error is not None:
-        c.maps_stale = True
-    elif r.wrapped and r.moved == 0:
-        c.maps_stale = True                # re-read numa_maps next tick
-        c.stuck[src] = (now + STUCK_BACKOFF_S, c.pages.get(src, 0))
-    elif r.moved:
-        c.stuck.pop(src, None)
-    return r
-
-
-def migrate_cgroup(g: CgroupClient, src: int, dst: int, budget: int, bulk: bool, proc: str,
-                   sys: ModuleType = default_sys) -> Moved:
-    """One tick's pages of cgroup client ``g``: its members in turn, from where the last
-    tick stopped, until the budget is spent.  Members that exit are skipped."""
-    out = Moved()
-    pids = g.pids[g.pid_cursor:] + g.pids[:g.pid_cursor]
-    for k, pid in enumerate(pids):
-        if budget - out.moved <= 0:
-            g.pid_cursor = (g.pid_cursor + k) % max(len(g.pids), 1)
-            break
-        try:
-            if bulk:
-                move_bulk(pid, src, dst, sys)
-                continue
-            r = move_paced(proc, pid, src, dst, budget - out.moved, g.cursors.get(pid, 0),
-                           None, sys)
-        except SysError as e:
-            if e.gone:
-                continue
-            out.error = e
-            return out
-        g.cursors[pid] = r.cursor
-        out.moved += r.moved
-        out.failed += r.failed
-        if r.error is not None:
-            out.error = r.error
-            return out
-    return out

@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 
 from homenode.errors import HomenodeError
-from homenode.linux import faults, procfs
-from homenode.linux.errors import AccessDenied, SysError
+from homenode.linux.kernel import procfs
+from homenode.linux.kernel.errors import AccessDenied, SysError
+from homenode.linux.kernel.files import probe
 
 CAP_SYS_PTRACE = 19
 CAP_SYS_NICE = 23
@@ -44,12 +45,10 @@ def real_uid(proc: str, pid: int) -> int:
 
 def can_read_numa_maps(proc: str, pid: int) -> bool:
     try:
-        if faults.plan is not None:
-            faults.hit("read", f"{proc}/{pid}/numa_maps")
-        os.close(os.open(f"{proc}/{pid}/numa_maps", os.O_RDONLY))
-    except PermissionError:
+        probe(f"{proc}/{pid}/numa_maps", f"open {proc}/{pid}/numa_maps")
+    except AccessDenied:
         return False
-    except OSError:
+    except SysError:
         return True        # gone: nothing to refuse over
     return True
 

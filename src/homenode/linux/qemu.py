@@ -24,8 +24,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from homenode.linux.errors import ParseError
-from homenode.linux.sysfs import parse_cpulist
+from homenode.linux.kernel.errors import ParseError
+from homenode.linux.kernel.sysfs import parse_cpulist
 
 # Backends whose memory is a host mapping homenode can find and move.
 BACKEND_KINDS = {"memory-backend-ram": "ram", "memory-backend-memfd": "memfd",

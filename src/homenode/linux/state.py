@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from homenode.linux.sysfs import format_cpulist, parse_cpulist
+from homenode.linux.kernel.sysfs import format_cpulist, parse_cpulist
 
 log = logging.getLogger("homenode.linux")
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from homenode.linux import procfs
 from homenode.linux.clients import SHARES_PER_VCPU, Ctx, ProcessClient, nice_weight
 from homenode.linux.discovery import CLK_TCK, ProcessInfo
-from homenode.linux.errors import ParseError, ProcessGone, SysError
 from homenode.linux.guestmem import GuestVm, within
+from homenode.linux.kernel import procfs
+from homenode.linux.kernel.errors import ParseError, ProcessGone, SysError
 from homenode.linux.qemu import GuestNode
 from homenode.units import PAGE_SIZE
 
@@ -47,6 +47,9 @@ class VmSlice(ProcessClient):
     @property
     def key(self) -> tuple[int, ...]:
         return (self.pid, self.start, self.guest_node.id)
+
+    def shm_pid(self) -> int | None:
+        return None           # a VM's slices share its memory: that makes no group
 
     @property
     def main_tid(self) -> int:

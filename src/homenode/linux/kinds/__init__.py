@@ -14,7 +14,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from homenode.linux.actions_io import ActionIo
+from homenode.linux.actions_io import ActionIo, KernelIo
 from homenode.linux.clients import CgroupClient, ProcessClient, Tracked
 from homenode.linux.kinds.cgroup import CgroupKind
 from homenode.linux.kinds.process import ProcessKind
@@ -45,31 +45,31 @@ class ClientKind(Protocol):
               io: ActionIo) -> bool:
         """Hand the copy to the migration engine, off the loop; False: copy it now."""
 
-    def adopt(self, c: Any, carried: Saved, proc: str, sys: Any, topo: Any,
+    def adopt(self, c: Any, carried: Saved, io: KernelIo, topo: Any,
               from_wall: Callable[[float], float], act: bool) -> str | None:
         """Take over the previous daemon's record of ``c`` from ``carried`` (popped):
         "adopted", "completed", "nothing set", "re-bound"; None if it had none."""
 
-    def restore(self, c: Any, proc: str, sys: Any) -> int:
+    def restore(self, c: Any, io: KernelIo) -> int:
         """Put back what homenode changed; the threads (or cgroups) put back."""
 
     def keep_home(self, c: Any, cpus: Cpus, io: ActionIo) -> None:
         """Each tick: keep the home promise (CPUs that came or went, new threads or
         members)."""
 
-    def resettle(self, c: Any, proc: str, sys: Any) -> None:
+    def resettle(self, c: Any, io: KernelIo) -> None:
         """Repair masks a failed put-back left disagreeing with the bookkeeping."""
 
-    def capture_originals(self, c: Any, proc: str, sys: Any) -> None:
+    def capture_originals(self, c: Any, io: KernelIo) -> None:
         """Read what to put back, before the first change (the write-ahead)."""
 
     def record(self, c: Any, pending: Cpus | None, to_wall: Callable[[float], float],
                into: Saved) -> None:
         """Add the client's state-file record to ``into`` (if it has one)."""
 
-    def still_there(self, c: Any, proc: str) -> bool: ...
+    def still_there(self, c: Any, io: KernelIo) -> bool: ...
 
-    def settled(self, c: Any, proc: str, sys: Any) -> bool:
+    def settled(self, c: Any, io: KernelIo) -> bool:
         """Do the kernel's masks agree with the bookkeeping (after an error)?"""
 
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from types import ModuleType
 
-from homenode.linux import affinity, migrate
-from homenode.linux.actions_io import ActionIo
+from homenode.linux.actions_io import ActionIo, KernelIo
 from homenode.linux.clients import ProcessClient
-from homenode.linux.errors import ProcessGone, SysError
-from homenode.linux.identity import Pinned
-from homenode.linux.migrate import Moved
+from homenode.linux.kernel.errors import ProcessGone, SysError
+from homenode.linux.kernel.identity import Pinned
+from homenode.linux.kinds import threads
+from homenode.linux.migrate import STUCK_BACKOFF_S, Moved, move_bulk, move_paced
 from homenode.linux.state import Cpus, ProcRecord, Saved
 from homenode.model import Topology
 
@@ -41,12 +40,10 @@ def node_of(topo: Topology, cpus: Cpus | None) -> int | None:
     return None
 
 
-# --- records ---------------------------------------------------------------------------------
-
 # --- adoption --------------------------------------------------------------------------------
 
-def adopt_process(c: ProcessClient, rec: ProcRecord, proc: str, sys: ModuleType,
-                  topo: Topology, from_wall: Callable[[float], float], act: bool = True) -> str:
+def adopt_process(c: ProcessClient, rec: ProcRecord, io: KernelIo, topo: Topology,
+                  from_wall: Callable[[float], float], act: bool = True) -> str:
     """Restore homenode's bookkeeping of ``c`` from ``rec``; returns what happened (for
     the log): "adopted", "completed" (threads finished onto the pending CPUs),
     "nothing set" or "re-bound" (not adopted)."""
@@ -55,9 +52,9 @@ def adopt_process(c: ProcessClient, rec: ProcRecord, proc: str, sys: ModuleType,
     ours = [m for m in (rec.pending, rec.set_cpus) if m]
     originals = {m for m in (rec.orig_mask, *rec.orig_masks.values()) if m}
     masks: dict[int, Cpus] = {}
-    for tid in c.list_tids(proc):           # a VM slice: its own vCPU threads
+    for tid in c.list_tids(io.proc):        # a VM slice: its own vCPU threads
         try:
-            masks[tid] = sys.sched_getaffinity(tid)
+            masks[tid] = io.sys.sched_getaffinity(tid)
         except ProcessGone:
             continue
     if not masks or any(m not in ours and m not in originals for m in masks.values()):
@@ -75,7 +72,7 @@ def adopt_process(c: ProcessClient, rec: ProcRecord, proc: str, sys: ModuleType,
     if behind and act:
         for tid in behind:
             try:
-                sys.sched_setaffinity(tid, target)
+                io.sys.sched_setaffinity(tid, target)
             except ProcessGone:
                 continue
             c.tids_set.add(tid)
@@ -83,6 +80,41 @@ def adopt_process(c: ProcessClient, rec: ProcRecord, proc: str, sys: ModuleType,
     c.home_since = from_wall(rec.home_since)
     return "completed" if behind and act else "adopted"
 
+
+# --- one tick's pages ------------------------------------------------------------------------
+
+def migrate_process(c: ProcessClient, src: int, dst: int, budget: int, now: float,
+                    bulk: bool, io: KernelIo, alive: Check | None = None) -> Moved:
+    """One tick's pages of process client ``c`` from node id ``src`` to ``dst``, with its
+    bookkeeping (scan cursor, pages per node, stuck nodes) kept in step -- also when a
+    call fails half-way (``error``): the pages moved before it are accounted, and
+    numa_maps is re-read next tick to learn where every page really is."""
+    stuck = c.stuck.get(src)
+    if stuck is not None and now < stuck[0] and c.pages.get(src, 0) <= stuck[1]:
+        return Moved(cursor=c.cursor)
+    if bulk and c.mem_ranges is None:     # a vNUMA slice moves paced: not the whole VM
+        before = c.pages.get(src, 0)
+        c.maps_stale = True                # re-read numa_maps next tick, whatever happens
+        try:
+            not_moved = move_bulk(c.pid, src, dst, io.sys, alive)
+        except SysError as e:
+            if e.gone:
+                raise
+            return Moved(error=e)
+        return Moved(moved=max(before - not_moved, 0))
+    r = move_paced(io.proc, c.pid, src, dst, budget, c.cursor, c.page_size_kb(), io.sys,
+                   c.vmas_on(src), c.mem_ranges, alive)
+    c.cursor = r.cursor
+    c.pages[src] = max(c.pages.get(src, 0) - r.moved, 0)
+    c.pages[dst] = c.pages.get(dst, 0) + r.moved
+    if r.error is not None:
+        c.maps_stale = True
+    elif r.wrapped and r.moved == 0:
+        c.maps_stale = True                # re-read numa_maps next tick
+        c.stuck[src] = (now + STUCK_BACKOFF_S, c.pages.get(src, 0))
+    elif r.moved:
+        c.stuck.pop(src, None)
+    return r
 
 
 class ProcessKind:
@@ -123,12 +155,11 @@ class ProcessKind:
 
     def set_home(self, c: ProcessClient, cpus: Cpus, io: ActionIo,
                  alive: Check | None) -> None:
-        affinity.set_process_home(c, cpus, io.proc, io.sys, alive)
+        threads.set_home(c, cpus, io, alive)
 
     def migrate(self, c: ProcessClient, src: int, dst: int, pages: int, now: float,
                 io: ActionIo, alive: Check | None) -> Moved:
-        return migrate.migrate_process(c, src, dst, pages, now, io.bulk, io.proc, io.sys,
-                                       alive)
+        return migrate_process(c, src, dst, pages, now, io.bulk, io, alive)
 
     def queue(self, c: ProcessClient, src: int, dst: int, pages: int, now: float,
               io: ActionIo) -> bool:
@@ -137,16 +168,16 @@ class ProcessKind:
         io.queue(c, src, dst, pages, now)
         return True
 
-    def adopt(self, c: ProcessClient, carried: Saved, proc: str, sys: ModuleType,
-              topo: Topology, from_wall: Callable[[float], float], act: bool) -> str | None:
+    def adopt(self, c: ProcessClient, carried: Saved, io: KernelIo, topo: Topology,
+              from_wall: Callable[[float], float], act: bool) -> str | None:
         rec = carried.procs.pop(c.key, None)
         if rec is None:
             return None
-        return adopt_process(c, rec, proc, sys, topo, from_wall, act)
+        return adopt_process(c, rec, io, topo, from_wall, act)
 
-    def restore(self, c: ProcessClient, proc: str, sys: ModuleType) -> int:
+    def restore(self, c: ProcessClient, io: KernelIo) -> int:
         try:
-            return affinity.restore_process(c, proc, sys)
+            return threads.restore(c, io)
         except SysError as e:
             if e.gone:
                 return 0         # exited: nothing to put back, nothing to say
@@ -154,15 +185,15 @@ class ProcessKind:
 
     def keep_home(self, c: ProcessClient, cpus: Cpus, io: ActionIo) -> None:
         if cpus and c.set_cpus != cpus:
-            affinity.set_process_home(c, cpus, io.proc, io.sys)   # CPUs came or went
+            threads.set_home(c, cpus, io)     # CPUs came or went
         else:
-            affinity.follow_new_threads(c, io.proc, io.sys)
+            threads.follow_new_threads(c, io)
 
-    def resettle(self, c: ProcessClient, proc: str, sys: ModuleType) -> None:
-        affinity.resettle(c, proc, sys)
+    def resettle(self, c: ProcessClient, io: KernelIo) -> None:
+        threads.resettle(c, io)
 
-    def capture_originals(self, c: ProcessClient, proc: str, sys: ModuleType) -> None:
-        affinity.capture_originals(c, proc, sys)
+    def capture_originals(self, c: ProcessClient, io: KernelIo) -> None:
+        threads.capture_originals(c, io)
 
     def record(self, c: ProcessClient, pending: Cpus | None,
                to_wall: Callable[[float], float], into: Saved) -> None:
@@ -170,12 +201,12 @@ class ProcessKind:
         if r is not None:
             into.procs[r.key] = r
 
-    def still_there(self, c: ProcessClient, proc: str) -> bool:
+    def still_there(self, c: ProcessClient, io: KernelIo) -> bool:
         try:
-            c.verify(proc)
+            c.verify(io.proc)
         except SysError:
             return False
         return True
 
-    def settled(self, c: ProcessClient, proc: str, sys: ModuleType) -> bool:
-        return affinity.settled(c, proc, sys)
+    def settled(self, c: ProcessClient, io: KernelIo) -> bool:
+        return threads.settled(c, io)

@@ -58,7 +58,7 @@ def displace(pid: int, addr: int, dst: int, nodes: list[int]) -> dict[str, Any]:
     """Move every page of ``pid`` to ``dst`` (migrate_pages from all other nodes)."""
     api = adapter()
     if not api.ok:
-        raise RuntimeError(f"homenode.linux.numa_syscalls unavailable: {api.error}")
+        raise RuntimeError(f"homenode.linux.kernel.numa_syscalls unavailable: {api.error}")
     t0 = time.monotonic()
     left = api.migrate(pid, [n for n in nodes if n != dst], [dst])
     mine, _ = observe.numa_maps(pid, addr)

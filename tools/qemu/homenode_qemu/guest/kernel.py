@@ -3,7 +3,7 @@
 * the topology the host asked for (nodes, CPUs, SLIT distances);
 * first touch: a worker bound to node n's CPUs gets its memory on node n;
 * the kernel's balancing is off unless asked for;
-* homenode's own syscall module (``homenode.linux.numa_syscalls``), when it exists:
+* homenode's own syscall module (``homenode.linux.kernel.numa_syscalls``), when it exists:
   move_pages(2) in query and move mode, migrate_pages(2) of a whole worker, while the worker
   keeps touching and checksumming its memory;
 * homenode's own numa_maps reader, when it exists, against this observer's counts.

@@ -1,8 +1,8 @@
 """homenode's own syscall module and /proc and /sys readers, as the guest scenarios call them.
 
 This adapter is the one place in the harness that knows the call signatures of
-``homenode.linux.numa_syscalls``, ``homenode.linux.procfs`` and ``homenode.linux.sysfs``, so
-the scenarios stay unchanged when those move.  Results are plain JSON-able data; errors are
+``numa_syscalls``, ``procfs`` and ``sysfs`` (in ``homenode.linux.kernel``), so the
+scenarios stay unchanged when those move.  Results are plain JSON-able data; errors are
 recorded as ``"ExceptionName: message"`` strings, not raised, so one failing call does not
 hide the others' results.
 """
@@ -18,9 +18,9 @@ class Adapter:
         self.ok = False
         self.error = ""
         try:
-            self.sc = importlib.import_module("homenode.linux.numa_syscalls")
-            self.procfs = importlib.import_module("homenode.linux.procfs")
-            self.sysfs = importlib.import_module("homenode.linux.sysfs")
+            self.sc = importlib.import_module("homenode.linux.kernel.numa_syscalls")
+            self.procfs = importlib.import_module("homenode.linux.kernel.procfs")
+            self.sysfs = importlib.import_module("homenode.linux.kernel.sysfs")
             self.ok = True
         except ImportError as e:
             self.error = f"{type(e).__name__}: {e}"

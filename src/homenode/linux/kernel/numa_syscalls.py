@@ -3,7 +3,7 @@ move_pages(2) and sched_setaffinity(2) per thread.
 
 glibc wraps neither migrate_pages nor move_pages, so they go through ``syscall(2)`` with
 the per-architecture numbers; every failure becomes one of the exception classes of
-``homenode.linux.errors`` (ESRCH -> ProcessGone, EPERM/EACCES -> AccessDenied, ...).
+``homenode.linux.kernel.errors`` (ESRCH -> ProcessGone, EPERM/EACCES -> AccessDenied, ...).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from homenode.linux import faults
-from homenode.linux.errors import SysError, from_errno, from_oserror
+from homenode.linux.kernel import faults
+from homenode.linux.kernel.errors import SysError, from_errno, from_oserror
 
 # asm/unistd_64.h (x86_64) and asm-generic/unistd.h (aarch64), checked on a Debian 12 host.
 SYSCALL_NUMBERS: dict[str, dict[str, int]] = {

@@ -7,14 +7,12 @@ Readers take a cgroup directory; parsers take text, so tests run on fixture tree
 from __future__ import annotations
 
 import math
-import os
 import re
 from pathlib import Path
 
-from homenode.linux import faults
-from homenode.linux.errors import ParseError, from_oserror
-from homenode.linux.procfs import read_bytes
-from homenode.linux.sysfs import parse_cpulist
+from homenode.linux.kernel.errors import ParseError
+from homenode.linux.kernel.files import list_dirs, read_bytes, read_text, write_text
+from homenode.linux.kernel.sysfs import parse_cpulist
 from homenode.units import PAGE_SIZE
 
 # memory.numa_stat keys that are the group's own memory: anonymous pages and shared
@@ -27,24 +25,11 @@ _ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
 
 
 def read_file(cg: Path, name: str) -> str:
-    path = str(cg / name)
-    return read_bytes(path, f"read {path}").decode("utf-8", "replace")
+    return read_text(cg / name)
 
 
 def write_file(cg: Path, name: str, text: str) -> None:
-    path = str(cg / name)
-    try:
-        if faults.plan is not None:
-            faults.hit("write", path)
-        fd = os.open(path, os.O_WRONLY)
-    except OSError as e:
-        raise from_oserror(e, f"open {path}") from None
-    try:
-        os.write(fd, text.encode())
-    except OSError as e:
-        raise from_oserror(e, f"write {path}") from None
-    finally:
-        os.close(fd)
+    write_text(cg / name, text)
 
 
 # --- finding the hierarchy -------------------------------------------------------------
@@ -66,12 +51,7 @@ def find_root(proc: str = "/proc") -> Path | None:
 
 
 def children(parent: Path) -> list[Path]:
-    try:
-        if faults.plan is not None:
-            faults.hit("list", str(parent))
-        return sorted(parent / e.name for e in os.scandir(parent) if e.is_dir())
-    except OSError as e:
-        raise from_oserror(e, f"list {parent}") from None
+    return list_dirs(parent)
 
 
 def descendants(cg: Path) -> list[Path]:

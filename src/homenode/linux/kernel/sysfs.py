@@ -9,15 +9,14 @@ re-reads the cheap files every tick and rebuilds the ``Topology`` only when they
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from homenode.linux import faults
-from homenode.linux.errors import ParseError
+from homenode.linux.kernel.errors import ParseError
+from homenode.linux.kernel.files import list_optional, read_optional
 from homenode.model import LOCAL_DISTANCE, Topology
 from homenode.units import PAGE_SIZE
 
@@ -27,23 +26,6 @@ CPU_DIR = "devices/system/cpu"
 COUNT_INACTIVE_FILE_AS_FREE = True
 
 _MEMINFO_LINE = re.compile(rb"^Node\s+(\d+)\s+([A-Za-z_()]+):\s+(\d+)(?:\s+kB)?\s*$")
-
-
-def read_text(path: Path | str) -> str:
-    """A small kernel file, whole (one read for files under a page)."""
-    if faults.plan is not None:
-        faults.hit("read", str(path))
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        chunks = []
-        while True:
-            b = os.read(fd, 65536)
-            if not b:
-                break
-            chunks.append(b)
-        return b"".join(chunks).decode("utf-8", "replace")
-    finally:
-        os.close(fd)
 
 
 # --- parsers ---------------------------------------------------------------------------
@@ -120,43 +102,35 @@ def node_path(sys_root: Path | str, node_id: int) -> Path:
 def read_node_ids(sys_root: Path | str) -> tuple[int, ...]:
     """Online node ids, from ``node/online`` (or the ``nodeN`` directories without it)."""
     base = Path(sys_root, NODE_DIR)
-    try:
-        return parse_cpulist(read_text(base / "online")) or (0,)
-    except FileNotFoundError:
-        pass
-    try:
-        if faults.plan is not None:
-            faults.hit("list", str(base))
-        names = os.listdir(base)
-    except FileNotFoundError:
+    text = read_optional(base / "online")
+    if text is not None:
+        return parse_cpulist(text) or (0,)
+    names = list_optional(base)
+    if names is None:
         return (0,)      # a kernel without CONFIG_NUMA: one node
     ids = [int(n[4:]) for n in names if n.startswith("node") and n[4:].isdigit()]
     return tuple(sorted(ids)) or (0,)
 
 
-def read_online_cpus(sys_root: Path | str) -> frozenset[int]:
-    return frozenset(parse_cpulist(read_text(Path(sys_root, CPU_DIR, "online"))))
+def read_online_cpus(sys_root: Path | str) -> frozenset[int] | None:
+    """The online CPUs; None when the kernel has no ``cpu/online``."""
+    text = read_optional(Path(sys_root, CPU_DIR, "online"))
+    return None if text is None else frozenset(parse_cpulist(text))
 
 
 def read_isolated_cpus(sys_root: Path | str) -> frozenset[int]:
-    try:
-        return frozenset(parse_cpulist(read_text(Path(sys_root, CPU_DIR, "isolated"))))
-    except FileNotFoundError:
-        return frozenset()
+    text = read_optional(Path(sys_root, CPU_DIR, "isolated"))
+    return frozenset() if text is None else frozenset(parse_cpulist(text))
 
 
 def read_node_cpus(sys_root: Path | str, node_id: int) -> tuple[int, ...]:
-    try:
-        return parse_cpulist(read_text(node_path(sys_root, node_id) / "cpulist"))
-    except FileNotFoundError:
-        return ()
+    text = read_optional(node_path(sys_root, node_id) / "cpulist")
+    return () if text is None else parse_cpulist(text)
 
 
 def read_node_meminfo(sys_root: Path | str, node_id: int) -> dict[str, int]:
-    try:
-        return parse_node_meminfo(read_text(node_path(sys_root, node_id) / "meminfo"))
-    except FileNotFoundError:
-        return {"MemTotal": 0, "MemFree": 0}
+    text = read_optional(node_path(sys_root, node_id) / "meminfo")
+    return {"MemTotal": 0, "MemFree": 0} if text is None else parse_node_meminfo(text)
 
 
 def read_distances(sys_root: Path | str, node_ids: tuple[int, ...]) -> np.ndarray:
@@ -166,10 +140,10 @@ def read_distances(sys_root: Path | str, node_ids: tuple[int, ...]) -> np.ndarra
     dist = np.full((n, n), 2 * LOCAL_DISTANCE, np.int64)
     np.fill_diagonal(dist, LOCAL_DISTANCE)
     for i, nid in enumerate(node_ids):
-        try:
-            row = parse_distance(read_text(node_path(sys_root, nid) / "distance"))
-        except FileNotFoundError:
+        text = read_optional(node_path(sys_root, nid) / "distance")
+        if text is None:
             continue
+        row = parse_distance(text)
         if len(row) == n:
             dist[i] = row
     return dist
@@ -183,11 +157,10 @@ def read_core_count(sys_root: Path | str, cpus: tuple[int, ...]) -> float:
         topo = Path(sys_root, CPU_DIR, f"cpu{cpu}", "topology")
         sibs: tuple[int, ...] = (cpu,)
         for name in ("core_cpus_list", "thread_siblings_list"):
-            try:
-                sibs = parse_cpulist(read_text(topo / name)) or (cpu,)
+            text = read_optional(topo / name)
+            if text is not None:
+                sibs = parse_cpulist(text) or (cpu,)
                 break
-            except FileNotFoundError:
-                continue
         groups.add(sibs)
     return float(len(groups))
 
@@ -216,10 +189,7 @@ class TopologyReader:
     def read(self) -> NodeState:
         root = self.sys_root
         node_ids = read_node_ids(root)
-        try:
-            online = read_online_cpus(root)
-        except FileNotFoundError:
-            online = None
+        online = read_online_cpus(root)
         cpus = []
         totals = []
         free = []

@@ -1,8 +1,9 @@
 """Processes from /proc: stat, status, cmdline, tasks, schedstat, maps and numa_maps.
 
 One small parser per file, each taking text, and one reader per file taking the proc
-root, so tests run on fixture trees.  Reading errors are translated once (``_read``): a
-vanished process is ``ProcessGone``, a forbidden one ``AccessDenied``.
+root, so tests run on fixture trees.  Reading errors are translated at the one boundary
+(homenode.linux.kernel.files): a vanished process is ``ProcessGone``, a forbidden one
+``AccessDenied``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from homenode.linux import faults
-from homenode.linux.errors import ParseError, from_oserror
-from homenode.linux.sysfs import parse_cpulist
+from homenode.linux.kernel.errors import ParseError
+from homenode.linux.kernel.files import list_names, read_bytes
+from homenode.linux.kernel.sysfs import parse_cpulist
 
 PF_KTHREAD = 0x00200000      # include/linux/sched.h: "I am a kernel thread"
 KTHREADD_PID = 2
@@ -29,35 +30,7 @@ BINDING_POLICIES = ("bind", "interleave", "weighted interleave", "prefer", "pref
 SHM_PREFIXES = ("/memfd:", "/dev/shm/", "/SYSV", "/dev/zero", "/dev/hugepages", "/hugepages")
 SYSTEM_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 SYSTEM_PAGE_KB = SYSTEM_PAGE_SIZE // 1024
-SINGLE_READ = 16384
 _OCTAL = re.compile(r"\\([0-7]{3})")
-
-
-def read_bytes(path: str, what: str, single: bool = False) -> bytes:
-    """A whole /proc file; errors translated (ENOENT/ESRCH -> ProcessGone, ...).
-
-    ``single``: the file is one record of less than SINGLE_READ bytes (stat, status,
-    schedstat), which the kernel returns in one read: one system call fewer."""
-    try:
-        if faults.plan is not None:
-            faults.hit("read", path)
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as e:
-        raise from_oserror(e, what) from None
-    try:
-        if single:
-            return os.read(fd, SINGLE_READ)
-        chunks = []
-        while True:
-            b = os.read(fd, 1 << 20)
-            if not b:
-                break
-            chunks.append(b)
-        return b"".join(chunks)
-    except OSError as e:
-        raise from_oserror(e, what) from None
-    finally:
-        os.close(fd)
 
 
 # --- /proc/PID/stat -----------------------------------------------------------------------
@@ -115,19 +88,11 @@ def read_stat(proc: str, pid: int, tid: int | None = None) -> Stat:
 # --- listings -----------------------------------------------------------------------------
 
 def list_pids(proc: str) -> list[int]:
-    if faults.plan is not None:
-        faults.hit("list", proc)
-    return [int(e.name) for e in os.scandir(proc) if e.name.isdigit()]
+    return [int(n) for n in list_names(proc) if n.isdigit()]
 
 
 def list_tids(proc: str, pid: int) -> list[int]:
-    path = f"{proc}/{pid}/task"
-    try:
-        if faults.plan is not None:
-            faults.hit("list", path)
-        return [int(n) for n in os.listdir(path) if n.isdigit()]
-    except OSError as e:
-        raise from_oserror(e, f"list {path}") from None
+    return [int(n) for n in list_names(f"{proc}/{pid}/task") if n.isdigit()]
 
 
 # --- small files ---------------------------------------------------------------------------
@@ -406,3 +371,13 @@ def parse_proc_stat(text: str) -> dict[int, tuple[int, int]]:
             idle = v[3] + v[4]                 # idle + iowait
             out[int(f[0][3:])] = (total - idle, total)
     return out
+
+
+def read_proc_stat(proc: str = "/proc") -> dict[int, tuple[int, int]]:
+    return parse_proc_stat(read_bytes(f"{proc}/stat", "read /proc/stat").decode())
+
+
+def read_numa_balancing(proc: str = "/proc") -> bool:
+    """Whether the kernel's automatic NUMA balancing is on (it moves pages too)."""
+    return read_bytes(f"{proc}/sys/kernel/numa_balancing",
+                      "numa_balancing").strip() not in (b"0", b"")

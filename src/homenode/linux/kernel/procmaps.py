@@ -1,9 +1,10 @@
 """Parsers of /proc/PID/maps and /proc/PID/smaps beyond procfs's own: the shared memory
-objects a process maps (automatic affinity groups) and each mapping's VmFlags (a
-guest's memory backing).  They lived beside their one user (groups.py, guestmem.py);
-the kernel's files are parsed in the kernel layer."""
+objects a process maps (automatic affinity groups, homenode.linux.groups) and each
+mapping's VmFlags (a guest's memory backing, homenode.linux.guestmem)."""
 
 from __future__ import annotations
+
+from homenode.linux.kernel.files import read_bytes
 
 # Shared mappings that are memory (not files on disk): POSIX shm, memfd, SysV shm, and
 # MAP_SHARED|MAP_ANONYMOUS (shown as /dev/zero).
@@ -32,6 +33,16 @@ def shared_objects(data: bytes | str, min_size: int) -> dict[tuple[str, int], st
             continue
         path[key] = name
     return {k: path[k] for k, n in size.items() if n >= min_size}
+
+
+def read_shared_objects(proc: str, pid: int, min_size: int) -> dict[tuple[str, int], str]:
+    path = f"{proc}/{pid}/maps"
+    return shared_objects(read_bytes(path, f"read {path}"), min_size)
+
+
+def read_vmflags(proc: str, pid: int) -> dict[int, frozenset[str]]:
+    path = f"{proc}/{pid}/smaps"
+    return parse_vmflags(read_bytes(path, f"read {path}"))
 
 
 def parse_vmflags(data: bytes | str) -> dict[int, frozenset[str]]:

@@ -20,8 +20,8 @@ import os
 import signal
 from types import TracebackType
 
-from homenode.linux import procfs
-from homenode.linux.errors import ProcessGone
+from homenode.linux.kernel import procfs
+from homenode.linux.kernel.errors import ProcessGone
 
 _HAVE_PIDFD = hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal")
 
