@@ -91,3 +91,57 @@ def test_a_move_off_an_overcommitted_node_pays_unless_its_memory_is_too_big():
     assert any(c.verdict == "does_not_pay" for c in d.considered)
     off = Settings(balance_persistence=1, page_mig_rate_max=100.0, cost_benefit_enable=False)
     assert [a for a in decide(rows, off).actions if isinstance(a, SetHome)]
+
+
+def _placed(d):
+    return [(a.client, a.dst) for a in d.actions if isinstance(a, SetHome)]
+
+
+def test_a_found_process_leaves_its_memory_only_when_that_pays():
+    # node 0 is full; the found client's memory is all there
+    small, huge = 1 * GIB // PAGE_SIZE, 30 * GIB // PAGE_SIZE
+    rows = [dict(id="busy", home=0, demand=10.0, vcpus=10, pages=[small, 0]),
+            dict(id="found", demand=2.0, vcpus=2, pages=[small, 0])]
+    d = EsxiPolicy().decide(snap(topo(2), rows, 0.0))
+    assert _placed(d) == [("found", 1)]
+    assert "leaves its memory on node 0: gain" in d.actions[0].detail
+    # with its 30 GiB copied at a crawl the same move never repays: it stays
+    rows[1]["pages"] = [huge, 0]
+    slow = Settings(page_mig_rate_max=100.0)
+    d = EsxiPolicy(slow).decide(snap(topo(2), rows, 0.0))
+    assert _placed(d) == [("found", 0)]
+    assert "stays by its memory on node 0; best other, node 1" in d.actions[0].detail
+    # without the rule, the headroom terms alone send it away
+    off = Settings(page_mig_rate_max=100.0, cost_benefit_enable=False)
+    assert _placed(EsxiPolicy(off).decide(snap(topo(2), rows, 0.0))) == [("found", 1)]
+
+
+def _changes_of_x(settings):
+    """x (3 cores) on 2 x 10 cores beside a pinned load that moves between the nodes
+    every 60 s for 600 s: each time moving x pays (its node is overcommitted)."""
+    pol = EsxiPolicy(settings)
+    home, since, changes = 0, 0.0, []
+    small = 16 << 20 >> 12
+
+    def pg(n):
+        return [small if n == 0 else 0, small if n == 1 else 0]
+
+    for k in range(300):
+        t = 100.0 + 2.0 * k
+        busy0 = (k // 30) % 2 == 0
+        rows = [dict(id="p0", home=0, vcpus=10, demand=9.5 if busy0 else 0.5,
+                     allowed_nodes=frozenset({0}), pages=pg(0)),
+                dict(id="p1", home=1, vcpus=10, demand=0.5 if busy0 else 9.5,
+                     allowed_nodes=frozenset({1}), pages=pg(1)),
+                dict(id="x", home=home, vcpus=4, demand=3.0, pages=pg(home), since=since)]
+        for a in pol.decide(snap(topo(2), rows, t)).actions:
+            if isinstance(a, SetHome) and a.client == "x":
+                home, since = a.dst, t
+                changes.append(t)
+    return changes
+
+
+def test_no_client_changes_home_more_than_the_limit_in_the_window():
+    assert len(_changes_of_x(Settings(home_change_limit=0))) == 10     # no limit
+    capped = _changes_of_x(Settings(home_change_limit=3, home_change_window=600.0))
+    assert capped == [100.0, 160.0, 220.0]

@@ -7,10 +7,11 @@ import math
 import numpy as np
 
 from homenode.costmodel import latency_ratio, parse_slit_latency
-from homenode.model import Decision, Snapshot
+from homenode.model import Decision, Reason, SetHome, Snapshot
+from homenode.policy.adoption import Adopter
 from homenode.policy.base import register
 from homenode.policy.forecast import Forecaster
-from homenode.policy.history import Counter, PeakTracker, Smoother
+from homenode.policy.history import ChangeTimes, Counter, PeakTracker, Smoother
 from homenode.policy.load import client_vectors, entitlements, node_loads
 from homenode.policy.pacing import pace
 from homenode.policy.placement import place_new
@@ -36,7 +37,9 @@ class EsxiPolicy:
         self._imbalanced_for = 0
         self._forecast = Forecaster()
         self._deficit = Counter(0.0)
+        self._changes = ChangeTimes(self.s.home_change_limit)
         self._lat: tuple | None = None
+        self._ids: tuple[tuple, list[str]] = ((), [])
 
     def decide(self, snap: Snapshot) -> Decision:
         d = Decision()
@@ -45,7 +48,14 @@ class EsxiPolicy:
         cap, shares, res = client_vectors(snap)
         ent = entitlements(snap, cap, shares, res)
         home = snap.home.copy()
-        place_new(snap, self.s, home, ent, cap, d)
+
+        def adopt() -> Adopter:
+            return Adopter(snap, self.s, home, ent,
+                           self._forecast.peek(snap.clients, snap.demand),
+                           self._latency(snap.topology.distance))
+
+        place_new(snap, self.s, home, ent, cap, d,
+                  adopt=adopt if self.s.cost_benefit_enable else None)
         smooth = self._smooth.update(snap.clients, snap.demand, snap.time)
 
         if snap.time - self._last_rebalance >= self.s.rebalance_period - 1e-9:
@@ -58,6 +68,10 @@ class EsxiPolicy:
             view.imbalanced_for = self._imbalanced_for
             rebalance(view, d)
             self._periods += 1
+            moved = [snap.index_of(a.client) for a in d.actions
+                     if isinstance(a, SetHome) and a.reason is not Reason.INITIAL]
+            if moved:
+                self._changes.record(snap.clients, moved, snap.time)
 
         dt = 0.0 if self._last_call is None else snap.time - self._last_call
         self._last_call = snap.time
@@ -68,8 +82,11 @@ class EsxiPolicy:
               cap: np.ndarray, res: np.ndarray) -> View:
         topo = snap.topology
         total = snap.pages.sum(axis=1, keepdims=True)
-        mem_frac = np.divide(snap.pages, total, out=np.zeros(snap.pages.shape, float),
-                             where=total > 0)
+        if (total > 0).all():
+            mem_frac = snap.pages / total
+        else:
+            mem_frac = np.divide(snap.pages, total, out=np.zeros(snap.pages.shape, float),
+                                 where=total > 0)
         placed = home >= 0
         peak = self._peaks.update(snap.clients, snap.demand)
         ent_peak = np.maximum(np.minimum(peak, cap), ent)
@@ -85,14 +102,14 @@ class EsxiPolicy:
                               * self.s.rebalance_period, 0.0)
         _, trend, var, spread = self._forecast.update(snap.clients, snap.demand)
         vec = snap.vectors()
-        pages = snap.pages.sum(axis=1).astype(float)
+        pages = total[:, 0].astype(float)
 
         def per_node(x: np.ndarray) -> np.ndarray:
             used = np.bincount(home[placed], x[placed], topo.n)
             return np.where(topo.cores > 0, used / np.maximum(topo.cores, 1e-9), 0.0)
 
         return View(
-            s=self.s, now=snap.time, period=self._periods, ids=[c.id for c in snap.clients],
+            s=self.s, now=snap.time, period=self._periods, ids=self._client_ids(snap.clients),
             home=home, since=snap.home_since.copy(), ent=ent, ent_peak=ent_peak,
             loads=node_loads(snap, home, ent), peak_loads=per_node(ent_peak),
             cores=topo.cores, mem_frac=mem_frac, managed=vec.managed, allowed=vec.allowed,
@@ -105,7 +122,13 @@ class EsxiPolicy:
             spread=spread.copy(),
             node_spread=np.bincount(home[placed], spread[placed], topo.n).astype(float),
             node_trend=np.bincount(home[placed], trend[placed], topo.n).astype(float),
-            deficit=deficit)
+            deficit=deficit, changes=self._changes.oldest(snap.clients))
+
+    def _client_ids(self, clients: tuple) -> list[str]:
+        # hosts reuse one clients tuple while the set is unchanged (history.Aligned)
+        if self._ids[0] is not clients:
+            self._ids = (clients, [c.id for c in clients])
+        return self._ids[1]
 
     def _latency(self, distance: np.ndarray) -> np.ndarray:
         if self._lat is None or self._lat[0] is not distance:

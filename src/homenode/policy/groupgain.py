@@ -11,8 +11,9 @@ import numpy as np
 from homenode.policy.moves import Moves, View
 
 
-def _group_gain(v: View, group: np.ndarray, i: np.ndarray, frm: int, to: int,
-                counts: np.ndarray, per: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
+def _group_gain(v: View, group: np.ndarray, i: np.ndarray, frm: np.ndarray, to: np.ndarray,
+                counts: np.ndarray,
+                per: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
     g = group[i]
     ok = g >= 0
     if not ok.any():
@@ -28,8 +29,8 @@ def affinity_gain(v: View, m: Moves) -> np.ndarray:
         return np.zeros(m.idx.size)
     counts = v.group_counts(v.aff)
 
-    def share(rows: np.ndarray, node: int) -> np.ndarray:
-        return rows[:, node] / np.maximum(rows.sum(axis=1), 1.0)
+    def share(rows: np.ndarray, node: np.ndarray) -> np.ndarray:
+        return rows[np.arange(node.size), node] / np.maximum(rows.sum(axis=1), 1.0)
 
     g = _group_gain(v, v.aff, m.idx, m.src, m.dst, counts, share)
     if m.swaps:
@@ -45,7 +46,8 @@ def closeness_gain(v: View, m: Moves) -> np.ndarray:
         return np.zeros(m.idx.size)
     counts = v.group_counts(v.vm)
 
-    def mean_dist(rows: np.ndarray, node: int) -> np.ndarray:
-        return rows @ v.distance[node] / np.maximum(rows.sum(axis=1), 1.0)
+    def mean_dist(rows: np.ndarray, node: np.ndarray) -> np.ndarray:
+        # counts x integer distances: exact in any order of summation
+        return (rows * v.distance[node]).sum(axis=1) / np.maximum(rows.sum(axis=1), 1.0)
 
     return -_group_gain(v, v.vm, m.idx, m.src, m.dst, counts, mean_dist)

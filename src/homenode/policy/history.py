@@ -84,3 +84,21 @@ class Smoother:
         fresh = np.isnan(row)
         row[:] = np.where(fresh, demand, row + alpha * (demand - row))
         return row
+
+
+class ChangeTimes:
+    """The times of each client's last ``n`` home changes, oldest first."""
+
+    def __init__(self, n: int):
+        self.n = max(n, 1)
+        self._rows = Aligned(self.n, -math.inf)
+
+    def oldest(self, clients: tuple) -> np.ndarray:
+        """Per client: the n-th last change (-inf while it has had fewer)."""
+        return self._rows.align(clients)[0].copy()
+
+    def record(self, clients: tuple, idx: list[int], now: float) -> None:
+        rows = self._rows.align(clients)
+        for i in idx:
+            rows[:-1, i] = rows[1:, i].copy()
+            rows[-1, i] = now

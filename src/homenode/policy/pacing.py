@@ -64,6 +64,12 @@ def pace(snap: Snapshot, s: Settings, home: np.ndarray, dt: float,
     room = np.maximum(snap.free_pages - s.page_mig_free_reserve * topo.mem_pages, 0.0)
     before = _cumsum_by_group(budget, dst) - budget
     budget = np.clip(room[dst] - before, 0.0, budget)
+    # only clients granted pages this call need their remote nodes ordered
+    granted = budget > 0
+    if not granted.all():
+        want, dst, r, budget = want[granted], dst[granted], r[granted], budget[granted]
+        if want.size == 0:
+            return
     # Spend each budget on the client's largest remote nodes first.
     src_rows = snap.pages[want].astype(float)
     src_rows[np.arange(want.size), dst] = 0.0
@@ -73,11 +79,15 @@ def pace(snap: Snapshot, s: Settings, home: np.ndarray, dt: float,
     take = np.clip(budget[:, None] - spent_before, 0.0, sorted_rows).astype(np.int64)
     ids = snap.clients
     # The score of a page grant is its paced rate (pages/s); no detail string, as a
-    # host with thousands of migrating clients gets thousands of these per tick.
+    # host with thousands of migrating clients gets thousands of these per tick (their
+    # fields come out of numpy as lists at once: a scalar read each costs more than the
+    # grant itself).
+    k, j = np.nonzero(take)
+    mem = Reason.MEMORY
     decision.actions.extend(
-        MigratePages(ids[want[k]].id, int(order[k, j]), int(dst[k]), int(take[k, j]),
-                     Reason.MEMORY, float(r[k]))
-        for k, j in zip(*np.nonzero(take), strict=True))
+        MigratePages(ids[c].id, a, b, p, mem, x) for c, a, b, p, x in zip(
+            want[k].tolist(), order[k, j].tolist(), dst[k].tolist(), take[k, j].tolist(),
+            r[k].tolist(), strict=True))
 
 
 def _cumsum_by_group(x: np.ndarray, group: np.ndarray) -> np.ndarray:

@@ -73,12 +73,19 @@ class Payoff:
                 f"x{1 + self.margin:.2f}")
 
 
-def _copy(v: View, i: np.ndarray, dst: int, ent_after: np.ndarray) -> tuple[np.ndarray, ...]:
+def mean_latency(v: View, i: np.ndarray, node: np.ndarray) -> np.ndarray:
+    """Mean latency ratio of client i's memory seen from ``node`` (one per candidate)."""
+    return (v.mem_frac[i] * v.lat[node]).sum(axis=1)
+
+
+def _copy(v: View, i: np.ndarray, dst: np.ndarray,
+          ent_after: np.ndarray) -> tuple[np.ndarray, ...]:
     """(remote core-s, copy CPU core-s, GiB, seconds) of client(s) i following to dst."""
     s = v.s
-    f = v.mem_frac[i]
-    x0 = np.clip(1.0 - f[:, dst], 0.0, 1.0)
-    lat_rem = np.where(x0 > 1e-12, (f @ v.lat[dst] - f[:, dst]) / np.maximum(x0, 1e-12), 1.0)
+    local = v.mem_frac[i, dst]
+    x0 = np.clip(1.0 - local, 0.0, 1.0)
+    lat_rem = np.where(x0 > 1e-12, (mean_latency(v, i, dst) - local) / np.maximum(x0, 1e-12),
+                       1.0)
     integral, secs = remote_seconds(x0, v.pages[i], s.page_mig_rate_max,
                                     s.page_mig_remote_knee, s.page_mig_rate_min_ratio,
                                     s.page_mig_delay)
@@ -117,11 +124,11 @@ def payoff(v: View, m: Moves) -> Payoff:
 
     r_i, r_i2 = got(ei, want[a], cores[a]), got(ei, want[b] + de, cores[b])
     r_j, r_j2 = got(ej, want[b], cores[b]), got(ej, np.maximum(want[a] - de, 0), cores[a])
-    eff_i = memory_efficiency(s.cost_mem_intensity, v.mem_frac[i] @ v.lat[a])
+    eff_i = memory_efficiency(s.cost_mem_intensity, mean_latency(v, i, a))
     rate = cpu + r_i * (1.0 - eff_i)
     remote, copy_cpu, gib, secs = _copy(v, i, b, r_i2)
     if has.any():
-        eff_j = memory_efficiency(s.cost_mem_intensity, v.mem_frac[j] @ v.lat[b])
+        eff_j = memory_efficiency(s.cost_mem_intensity, mean_latency(v, j, b))
         rate = rate + np.where(has, r_j * (1.0 - eff_j), 0.0)
         rj, cj, gj, tj = _copy(v, j, a, r_j2)
         remote = remote + np.where(has, rj, 0.0)

@@ -23,6 +23,9 @@ EPYC-like host (10/12/32) a VM stays within one socket whenever one has room.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, Protocol
+
 import numpy as np
 
 from homenode.model import LOCAL_DISTANCE, Considered, Decision, Reason, SetHome, Snapshot
@@ -65,9 +68,20 @@ class _Ledger:
         self.free[node] -= mem
 
 
+class Adopts(Protocol):
+    """How a client that already has memory is placed (``adoption.Adopter``)."""
+
+    def choose(self, i: int, used: np.ndarray, score: np.ndarray,
+               cpu: float) -> Any: ...
+
+
 def place_new(snap: Snapshot, s: Settings, home: np.ndarray, ent: np.ndarray,
-              cap: np.ndarray, decision: Decision) -> None:
-    """Give every unplaced managed client a home; updates ``home`` in place."""
+              cap: np.ndarray, decision: Decision,
+              adopt: Callable[[], Adopts] | None = None) -> None:
+    """Give every unplaced managed client a home; updates ``home`` in place.
+
+    ``adopt`` (built on first need) places a client that already has memory by the
+    cost-benefit rule instead of the ``MEMORY_STAY`` / ``MEMORY_PULL`` headroom terms."""
     new = np.flatnonzero((home < 0) & snap.managed)
     if new.size == 0:
         return
@@ -78,14 +92,24 @@ def place_new(snap: Snapshot, s: Settings, home: np.ndarray, ent: np.ndarray,
     cpu = np.where(ent > 0, ent, cap)
     need = np.maximum(vec.mem_pages - snap.pages.sum(axis=1), 0)
     done: set[int] = set()
+    adopter: Adopts | None = None
     for i in new:
         if i in done:
             continue
         group = [i]
         if vec.vm[i] >= 0:
             group = [int(j) for j in new if vec.vm[j] == vec.vm[i]]
+        why = ""
         if len(group) > 1:
             nodes = _place_set(snap, s, book, group, cpu, need)
+        elif adopt is not None and snap.pages[i].sum() > 0:
+            adopter = adopter or adopt()
+            score = _scores(snap, s, book, i, cpu, need, memory_terms=False)
+            got = adopter.choose(int(i), book.used, _near_siblings(snap, s, i, home, score),
+                                 float(cpu[i]))
+            nodes = [got.node if got is not None else _place_one(snap, s, book, i, home,
+                                                                   cpu, need)]
+            why = f"; {got.detail}" if got is not None else ""
         else:
             nodes = [_place_one(snap, s, book, i, home, cpu, need)]
         for j, dst in zip(group, nodes, strict=True):
@@ -94,20 +118,20 @@ def place_new(snap: Snapshot, s: Settings, home: np.ndarray, ent: np.ndarray,
             book.take(dst, float(cpu[j]), c.reservation, int(need[j]))
             done.add(j)
             detail = f"cpu {cpu[j]:.2f} cores, mem {need[j]} pages" + (
-                f", with {len(group) - 1} sibling slice(s)" if len(group) > 1 else "")
+                f", with {len(group) - 1} sibling slice(s)" if len(group) > 1 else "") + why
             decision.actions.append(SetHome(c.id, -1, dst, Reason.INITIAL, 0.0, detail))
             decision.considered.append(Considered(c.id, -1, dst, Reason.INITIAL, 0.0,
                                                   "taken"))
 
 
 def _scores(snap: Snapshot, s: Settings, book: _Ledger, i: int, cpu: np.ndarray,
-            need: np.ndarray) -> np.ndarray:
+            need: np.ndarray, memory_terms: bool = True) -> np.ndarray:
     topo = snap.topology
     c = snap.clients[i]
     score = headroom(topo.cores, book.used, topo.mem_pages, book.free, float(cpu[i]),
                      int(need[i]), s.placement_mem_weight)
     resident = snap.pages[i]
-    if resident.sum() > 0:
+    if memory_terms and resident.sum() > 0:
         frac = resident / resident.sum()
         score = (score + MEMORY_STAY * frac
                  - CLOSENESS_SCALE * MEMORY_PULL * (topo.distance @ frac - LOCAL_DISTANCE))
@@ -119,14 +143,20 @@ def _scores(snap: Snapshot, s: Settings, book: _Ledger, i: int, cpu: np.ndarray,
 def _place_one(snap: Snapshot, s: Settings, book: _Ledger, i: int, home: np.ndarray,
                cpu: np.ndarray, need: np.ndarray) -> int:
     """Best node for one client; a slice whose siblings already run is drawn to them."""
-    score = _scores(snap, s, book, i, cpu, need)
+    score = _near_siblings(snap, s, i, home, _scores(snap, s, book, i, cpu, need))
+    return int(np.argmax(score))
+
+
+def _near_siblings(snap: Snapshot, s: Settings, i: int, home: np.ndarray,
+                   score: np.ndarray) -> np.ndarray:
+    """``score`` less the distance to the client's placed vNUMA siblings, if any."""
     vm = snap.vectors().vm
     if vm[i] >= 0:
         sib = np.flatnonzero((vm == vm[i]) & (home >= 0))
         if sib.size:
             dist = snap.topology.distance[:, home[sib]].mean(axis=1) - LOCAL_DISTANCE
             score = score - CLOSENESS_SCALE * s.wide_distance_weight * dist
-    return int(np.argmax(score))
+    return score
 
 
 def _place_set(snap: Snapshot, s: Settings, book: _Ledger, group: list[int],

@@ -20,18 +20,19 @@ affinity and closeness it gains; the best is taken, the view is updated, and up 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from homenode.model import Considered, Decision, Reason, SetHome
 from homenode.policy.fairness import FAIRNESS_FILTERS, fairness_candidates
-from homenode.policy.moves import NONE, Moves, View, make_moves, movable
+from homenode.policy.moves import NONE, Moves, View, concat, make_moves, movable
 from homenode.policy.payoff import arithmetic, does_not_pay, rotation_does_not_repay
 from homenode.policy.rules import FILTERS, Filter, locality_gain, score
 from homenode.policy.swaps import swap_candidates, swap_filters
 
 EXPLAIN_KEEP = 24   # alternatives kept per period for `explain`
 COSTLY = (does_not_pay, rotation_does_not_repay)   # run on the survivors only
-PRICED_VERDICTS = {"", *(f.__name__ for f in COSTLY)}
 
 __all__ = ["FILTERS", "NONE", "Moves", "View", "make_moves", "movable", "rebalance"]
 
@@ -39,28 +40,34 @@ __all__ = ["FILTERS", "NONE", "Moves", "View", "make_moves", "movable", "rebalan
 # --- candidates -----------------------------------------------------------------------
 
 def balance_candidates(v: View) -> list[Moves]:
-    """Clients of above-average nodes to each below-average node."""
+    """Clients of above-average nodes to each below-average node (one batch, by source,
+    then destination, then client)."""
     live = v.cores > 0
     mean = v.loads[live].mean()
-    ok = movable(v) & (v.ent > 0)
-    out = []
-    for src in np.flatnonzero(live & (v.loads > mean)):
-        idx = np.flatnonzero(ok & (v.home == src))
-        if idx.size:
-            out += [make_moves(v, Reason.BALANCE, idx, int(src), int(dst))
-                    for dst in np.flatnonzero(live & (v.loads < mean))]
-    return out
+    dsts = np.flatnonzero(live & (v.loads < mean))
+    above = live & (v.loads > mean)
+    mine = np.flatnonzero(movable(v) & (v.ent > 0) & above[np.maximum(v.home, 0)])
+    if mine.size == 0 or dsts.size == 0:
+        return []
+    mine = mine[np.argsort(v.home[mine], kind="stable")]
+    srcs, first, count = np.unique(v.home[mine], return_index=True, return_counts=True)
+    nd = dsts.size
+    idx = np.concatenate([np.broadcast_to(mine[f:f + c], (nd, c)).reshape(-1)
+                          for f, c in zip(first.tolist(), count.tolist(), strict=True)])
+    src = np.repeat(srcs, count * nd)
+    dst = np.concatenate([np.repeat(dsts, c) for c in count.tolist()])
+    return [make_moves(v, Reason.BALANCE, idx, src, dst, group=src * v.cores.size + dst)]
 
 
 def _toward(v: View, reason: Reason, idx: np.ndarray, target: np.ndarray) -> list[Moves]:
-    away = target != v.home[idx]
-    out = []
-    for src, dst in sorted({(int(a), int(b)) for a, b in
-                            zip(v.home[idx][away], target[away], strict=True)}):
-        if v.cores[dst] > 0:
-            pick = idx[away & (v.home[idx] == src) & (target == dst)]
-            out.append(make_moves(v, reason, pick, src, dst))
-    return out
+    """idx to their target nodes, one batch, in order of (source, destination)."""
+    away = (target != v.home[idx]) & (v.cores[target] > 0)
+    if not away.any():
+        return []
+    i, src, dst = idx[away], v.home[idx][away], target[away]
+    pair = src * v.cores.size + dst
+    order = np.argsort(pair, kind="stable")
+    return [make_moves(v, reason, i[order], src[order], dst[order], group=pair[order])]
 
 
 def locality_candidates(v: View) -> list[Moves]:
@@ -85,40 +92,116 @@ def affinity_candidates(v: View) -> list[Moves]:
 Picked = tuple[Moves, int, float]
 
 
-def evaluate(v: View, batches: list[Moves], notes: list[tuple[float, Considered]],
+@dataclass(frozen=True)
+class Note:
+    """An alternative for ``explain``, worked into a ``Considered`` only if it is kept
+    (a period weighs thousands; ``EXPLAIN_KEEP`` are shown)."""
+
+    score: float
+    client: str
+    src: int
+    dst: int
+    reason: Reason
+    verdict: str
+    priced: tuple[View, Moves, int] | None = None   # where the arithmetic was worked out
+
+    def considered(self) -> Considered:
+        detail = arithmetic(*self.priced, self.verdict) if self.priced is not None else ""
+        return Considered(self.client, self.src, self.dst, self.reason, self.score,
+                          self.verdict or "ok", detail)
+
+
+def _by_reason(batches: list[Moves]) -> list[Moves]:
+    """Runs of batches of one reason merged into one batch each, in order."""
+    out: list[list[Moves]] = []
+    for m in batches:
+        if out and out[-1][0].reason is m.reason:
+            out[-1].append(m)
+        else:
+            out.append([m])
+    return [concat(run) for run in out]
+
+
+def _best_per_group(m: Moves, sc: np.ndarray, n: int) -> np.ndarray:
+    """Indices of each pair's ``n`` best candidates (ties: the earlier first), pair by
+    pair, best first.  A batch's pairs are contiguous runs (``Moves.group``)."""
+    size = m.idx.size
+    if size == 0:
+        return np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, m.group[1:] != m.group[:-1]])
+    counts = np.diff(np.r_[starts, size])
+    pos = np.arange(size)
+    work = sc.astype(float, copy=True)
+    taken = np.zeros(size, bool)
+    picks = []
+    for r in range(min(n, int(counts.max()))):
+        top = np.maximum.reduceat(np.where(taken, -np.inf, work), starts)
+        at_top = ~taken & (work == np.repeat(top, counts))
+        first = np.minimum.reduceat(np.where(at_top, pos, size), starts)
+        first = np.where(counts > r, first, size)
+        picks.append(first)
+        taken[first[first < size]] = True
+    order = np.stack(picks, axis=1).ravel()
+    return order[order < size]
+
+
+def _kept(m: Moves, sc: np.ndarray, stop: np.ndarray, picks: np.ndarray) -> np.ndarray:
+    """Of one batch's notes ``picks`` (in the order they are noted), those that can
+    still be among the ``EXPLAIN_KEEP`` that ``rebalance`` shows: it shows the first
+    distinct (client, destination, verdict)s by score, so a note with that many
+    distinct ones before it in its own batch -- higher, or as high and noted earlier --
+    never is (and its ``Considered`` is not worth building)."""
+    if picks.size <= EXPLAIN_KEEP:
+        return picks
+    order = picks[np.lexsort((np.arange(picks.size), -sc[picks]))]
+    seen: set[tuple[int, int, int]] = set()
+    keep = np.zeros(m.idx.size, bool)
+    for k, i, d, r in zip(order.tolist(), m.idx[order].tolist(), m.dst[order].tolist(),
+                          stop[order].tolist(), strict=True):
+        if len(seen) >= EXPLAIN_KEEP:
+            break
+        keep[k] = True
+        seen.add((i, d, r))
+    return picks[keep[picks]]
+
+
+def evaluate(v: View, batches: list[Moves], notes: list[tuple[float, Note]],
              filters: dict[Reason, tuple[Filter, ...]] = FILTERS) -> Picked | None:
     """Best surviving candidate over all batches; notes keep the alternatives."""
     best: Picked | None = None
-    for m in batches:
+    for m in _by_reason(batches):
         sc = score(v, m)
-        verdict = np.full(m.idx.size, "", dtype=object)
         if m.reason is Reason.SWAP:
             chain = swap_filters(v, m)
         elif m.reason is Reason.FAIRNESS:
             chain = FAIRNESS_FILTERS
         else:
             chain = filters[m.reason]
+        # which rule stopped each candidate: 0 none yet, else its place in the chain + 1
+        stop = np.zeros(m.idx.size, np.int8)
         priced: tuple[Moves, np.ndarray] | None = None   # the batch the arithmetic saw
-        for f in chain:
-            alive = verdict == ""
+        priced_rule = 0
+        for rule, f in enumerate(chain, start=1):
+            alive = stop == 0
             if not alive.any():
                 break
             if f in COSTLY:
                 # the arithmetic only for the candidates every cheaper rule let through
                 priced = (m.take(alive), np.cumsum(alive) - 1)
+                priced_rule = rule
                 hit = np.zeros(m.idx.size, bool)
                 hit[alive] = f(v, priced[0])
             else:
                 hit = f(v, m) & alive
-            verdict[hit] = f.__name__
-        ok = verdict == ""
-        for k in np.argsort(-sc, kind="stable")[:3]:
-            detail = ""
-            if priced is not None and verdict[k] in PRICED_VERDICTS:
-                detail = arithmetic(v, priced[0], int(priced[1][k]), verdict[k])
-            notes.append((float(sc[k]), Considered(v.ids[m.idx[k]], m.src, m.dst, m.reason,
-                                                   float(sc[k]), verdict[k] or "ok",
-                                                   detail)))
+            stop[hit] = rule
+        names = ("", *(f.__name__ for f in chain))
+        for k in _kept(m, sc, stop, _best_per_group(m, sc, 3)):
+            at = None
+            if priced is not None and stop[k] in (0, priced_rule):
+                at = (v, priced[0], int(priced[1][k]))
+            notes.append((float(sc[k]), Note(float(sc[k]), v.ids[m.idx[k]], int(m.src[k]),
+                                             int(m.dst[k]), m.reason, names[stop[k]], at)))
+        ok = stop == 0
         if ok.any():
             k = int(np.flatnonzero(ok)[np.argmax(sc[ok])])
             if best is None or sc[k] > best[2]:
@@ -128,9 +211,10 @@ def evaluate(v: View, batches: list[Moves], notes: list[tuple[float, Considered]
 
 def apply_move(v: View, m: Moves, k: int) -> list[tuple[int, int, int]]:
     """Update the view; returns (client, from, to) for each client that moved."""
-    moved = [(int(m.idx[k]), m.src, m.dst)]
+    src, dst = int(m.src[k]), int(m.dst[k])
+    moved = [(int(m.idx[k]), src, dst)]
     if m.partner[k] >= 0:
-        moved.append((int(m.partner[k]), m.dst, m.src))
+        moved.append((int(m.partner[k]), dst, src))
     for i, a, b in moved:
         if v.cores[a] > 0:
             v.loads[a] -= v.ent[i] / v.cores[a]
@@ -157,7 +241,7 @@ def apply_move(v: View, m: Moves, k: int) -> list[tuple[int, int, int]]:
 
 def rebalance(v: View, decision: Decision) -> None:
     """Up to ``max_moves_per_period`` moves, in the order of the module docstring."""
-    notes: list[tuple[float, Considered]] = []
+    notes: list[tuple[float, Note]] = []
     swap_turn = v.period % v.s.swap_interval == 0
     for _ in range(v.s.max_moves_per_period):
         before = v.imbalance()
@@ -171,18 +255,19 @@ def rebalance(v: View, decision: Decision) -> None:
         if picked is None:
             break
         m, k, sc = picked
+        one = m.take([k])
         detail = (f"imbalance {before:.3f} -> {m.imb_after[k]:.3f}, locality "
-                  f"{locality_gain(v, m)[k]:+.1f} pts")
-        paid = arithmetic(v, m.take([k]), 0, "") if v.s.cost_benefit_enable else ""
+                  f"{locality_gain(v, one)[0]:+.1f} pts")
+        paid = arithmetic(v, one, 0, "") if v.s.cost_benefit_enable else ""
         if paid:
             detail += f"; {paid}"
         for i, a, b in apply_move(v, m, k):
             decision.actions.append(SetHome(v.ids[i], a, b, m.reason, sc, detail))
-            notes.append((np.inf, Considered(v.ids[i], a, b, m.reason, sc, "taken")))
+            notes.append((np.inf, Note(sc, v.ids[i], a, b, m.reason, "taken")))
     notes.sort(key=lambda t: -t[0])
     seen = set()
     for _, c in notes:
-        key = (c.client, c.dst, c.reason, c.verdict)   # a swap and a move both show
+        key = (c.client, c.dst, c.reason, c.verdict or "ok")   # a swap and a move both show
         if key not in seen and len(seen) < EXPLAIN_KEEP:
             seen.add(key)
-            decision.considered.append(c)
+            decision.considered.append(c.considered())

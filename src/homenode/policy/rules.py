@@ -13,7 +13,7 @@ import numpy as np
 
 from homenode.model import Reason
 from homenode.policy.groupgain import affinity_gain, closeness_gain
-from homenode.policy.moves import Moves, View
+from homenode.policy.moves import Moves, View, cell, with_partner
 from homenode.policy.payoff import does_not_pay, payoff
 
 FAIRNESS_URGENCY = 10.0   # score per period a client has been owed CPU
@@ -22,10 +22,12 @@ FAIRNESS_URGENCY = 10.0   # score per period a client has been owed CPU
 # --- filters: each returns the mask of candidates it rejects --------------------------
 
 def _both(v: View, m: Moves, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    bad = fn(m.idx)
-    has = m.partner >= 0
-    if has.any():
-        bad = bad | (has & fn(np.maximum(m.partner, 0)))
+    """fn's verdict on the client and on a swap partner.  fn judges every client once,
+    read per candidate: a batch holds each client many times (once per destination)."""
+    per_client = fn(slice(None))
+    bad = per_client[m.idx]
+    if m.swaps:
+        bad = bad | ((m.partner >= 0) & per_client[np.maximum(m.partner, 0)])
     return bad
 
 
@@ -40,20 +42,30 @@ def swapped_recently(v: View, m: Moves) -> np.ndarray:
     return _both(v, m, lambda i: v.now - v.swapped[i] < wait - 1e-9)
 
 
+def changed_too_often(v: View, m: Moves) -> np.ndarray:
+    """A client already changed home ``home_change_limit`` times within the last
+    ``home_change_window``."""
+    if v.s.home_change_limit <= 0 or v.changes is None:
+        return np.zeros(m.idx.size, bool)
+    return _both(v, m, lambda i: v.now - v.changes[i] < v.s.home_change_window - 1e-9)
+
+
 def outside_allowed_nodes(v: View, m: Moves) -> np.ndarray:
     """The destination is outside the client's allowed nodes (numa.nodeAffinity)."""
-    bad = ~v.allowed[m.idx, m.dst]
-    has = m.partner >= 0
-    return bad | (has & ~v.allowed[np.maximum(m.partner, 0), m.src])
+    bad = ~cell(v.allowed, m.idx, m.dst)
+    if not m.swaps:
+        return bad
+    return bad | ((m.partner >= 0) & ~cell(v.allowed, np.maximum(m.partner, 0), m.src))
 
 
 def breaks_reservation(v: View, m: Moves) -> np.ndarray:
     """A node could not honour the reservations homed on it after the move."""
-    has = m.partner >= 0
-    pr = np.where(has, v.res[np.maximum(m.partner, 0)], 0.0)
+    pr = with_partner(v.res, m)
     dst_bad = v.reserved[m.dst] + v.res[m.idx] - pr > v.cores[m.dst] + 1e-9
+    if not m.swaps:
+        return dst_bad
     src_bad = v.reserved[m.src] - v.res[m.idx] + pr > v.cores[m.src] + 1e-9
-    return dst_bad | (has & src_bad)
+    return dst_bad | ((m.partner >= 0) & src_bad)
 
 
 def would_thrash(v: View, m: Moves) -> np.ndarray:
@@ -110,7 +122,8 @@ def peaks_unknown(v: View, m: Moves) -> np.ndarray:
 
 
 Filter = Callable[[View, Moves], np.ndarray]
-COMMON: tuple[Filter, ...] = (too_soon, outside_allowed_nodes, breaks_reservation)
+COMMON: tuple[Filter, ...] = (too_soon, changed_too_often, outside_allowed_nodes,
+                               breaks_reservation)
 FILTERS: dict[Reason, tuple[Filter, ...]] = {
     Reason.BALANCE: (*COMMON, would_thrash, gain_below_mig_threshold, does_not_pay),
     Reason.LOCALITY: (*COMMON, locality_gain_too_small, no_net_benefit, peaks_unknown,
@@ -129,10 +142,13 @@ def balance_gain(v: View, m: Moves) -> np.ndarray:
 
 def locality_gain(v: View, m: Moves) -> np.ndarray:
     """Points of memory that become local (both clients of a swap; negative: lost)."""
-    g = v.mem_frac[m.idx, m.dst] - v.mem_frac[m.idx, m.src]
-    has = m.partner >= 0
-    p = np.maximum(m.partner, 0)
-    g = g + np.where(has, v.mem_frac[p, m.src] - v.mem_frac[p, m.dst], 0.0)
+    g = cell(v.mem_frac, m.idx, m.dst) - cell(v.mem_frac, m.idx, m.src)
+    if m.swaps:
+        p = np.maximum(m.partner, 0)
+        g = g + np.where(m.partner >= 0,
+                         cell(v.mem_frac, p, m.src) - cell(v.mem_frac, p, m.dst), 0.0)
+    else:
+        g = g + 0.0     # the same arithmetic as with a partner's zero
     return 100.0 * g
 
 
@@ -150,4 +166,4 @@ def score(v: View, m: Moves) -> np.ndarray:
             p = payoff(v, m)
             s = s - (p.remote + p.copy_cpu)
     # Among equals, prefer the nearer destination (its remote pages cost less until moved).
-    return s - 1e-3 * v.distance[m.src, m.dst]
+    return s - 1e-3 * cell(v.distance, m.src, m.dst)

@@ -50,50 +50,59 @@ def _spread(idx: np.ndarray, key: np.ndarray, k: int) -> np.ndarray:
     return order[np.linspace(0, order.size - 1, k).round().astype(int)]
 
 
-def _pairs(v: View, a: np.ndarray, b: np.ndarray, src: int, dst: int,
-           keep: np.ndarray | None = None) -> Moves | None:
-    ai, bi = np.repeat(a, b.size), np.tile(b, a.size)
+def _pairs(a: np.ndarray, b: np.ndarray, src: int, dst: int,
+           out: list[list[np.ndarray]]) -> None:
+    """Every client of a with every client of b, appended to out's columns."""
+    out[0].append(np.repeat(a, b.size))
+    out[1].append(np.tile(b, a.size))
+    out[2].append(np.full(a.size * b.size, src))
+    out[3].append(np.full(a.size * b.size, dst))
+
+
+def _batch(v: View, cols: list[list[np.ndarray]],
+           keep: np.ndarray | None = None) -> list[Moves]:
+    if not cols[0]:
+        return []
+    ai, bi, src, dst = (np.concatenate(c) for c in cols)
     if keep is not None:
         mask = keep(ai, bi)
-        ai, bi = ai[mask], bi[mask]
+        ai, bi, src, dst = ai[mask], bi[mask], src[mask], dst[mask]
     if ai.size == 0:
-        return None
-    return make_moves(v, Reason.SWAP, ai, src, dst, bi)
+        return []
+    return [make_moves(v, Reason.SWAP, ai, src, dst, bi, group=src * v.cores.size + dst)]
 
 
 def swap_candidates(v: View) -> list[Moves]:
+    """One batch of swaps over every (source, destination) pair."""
     live = v.cores > 0
     ok = movable(v)
     k = v.s.swap_candidates
-    out: list[Moves] = []
+    cols: list[list[np.ndarray]] = [[], [], [], []]
     if v.imbalanced():
         if not (v.s.swap_load_enable and v.needs_balance()):
-            return out
+            return []
         mean = v.loads[live].mean()
+        dsts = np.flatnonzero(live & (v.loads < mean))
+        bs = {int(d): _spread(np.flatnonzero(ok & (v.home == d)), v.ent, k) for d in dsts}
         for src in np.flatnonzero(live & (v.loads > mean)):
             a = _spread(np.flatnonzero(ok & (v.home == src)), v.ent, k)
-            for dst in np.flatnonzero(live & (v.loads < mean)):
-                b = _spread(np.flatnonzero(ok & (v.home == dst)), v.ent, k)
-                m = _pairs(v, a, b, int(src), int(dst), lambda x, y: v.ent[x] > v.ent[y])
-                if m is not None:
-                    out.append(m)
-        return out
+            for dst in dsts:
+                _pairs(a, bs[int(dst)], int(src), int(dst), cols)
+        return _batch(v, cols, lambda x, y: v.ent[x] > v.ent[y])
     if not v.s.swap_locality_enable:
-        return out
+        return []
     nodes = np.flatnonzero(live)
+    # per node: its clients, least local first, and which nodes each would rather be on
+    least, wants = {}, {}
+    for node in nodes:
+        mine = np.flatnonzero(ok & (v.home == node))
+        mine = mine[np.argsort(v.mem_frac[mine, node], kind="stable")]
+        least[int(node)] = mine
+        wants[int(node)] = v.mem_frac[mine] > v.mem_frac[mine, node][:, None]
     for src in nodes:
         for dst in nodes[nodes > src]:
-            want_dst = ok & (v.home == src) & (v.mem_frac[:, dst] > v.mem_frac[:, src])
-            want_src = ok & (v.home == dst) & (v.mem_frac[:, src] > v.mem_frac[:, dst])
-            a = _least_local(v, np.flatnonzero(want_dst), k)
-            b = _least_local(v, np.flatnonzero(want_src), k)
+            a = least[int(src)][wants[int(src)][:, dst]][:k]
+            b = least[int(dst)][wants[int(dst)][:, src]][:k]
             if a.size and b.size:
-                m = _pairs(v, a, b, int(src), int(dst))
-                if m is not None:
-                    out.append(m)
-    return out
-
-
-def _least_local(v: View, idx: np.ndarray, k: int) -> np.ndarray:
-    local = v.mem_frac[idx, v.home[idx]]
-    return idx[np.argsort(local, kind="stable")[:k]]
+                _pairs(a, b, int(src), int(dst), cols)
+    return _batch(v, cols)
