@@ -155,10 +155,11 @@ class Settings:
         "changes per client per 10 min, 0.07 gives 5 with a 0.97 entitlement share.",
         0.0, 1.0)
     fairness_price: float = _s(
-        10.0, "core-s per core-s", "(none)",
+        30.0, "core-s per core-s", "(none)",
         "A fairness rotation only moves CPU from one client to another, so it must repay "
-        "at least this many core-seconds of owed CPU per core-second of work its copy "
-        "costs the host: cheap clients rotate, big-memory ones rarely.", 0.0, 1e6)
+        "at least this many core-seconds of owed CPU per core-second of work its memory "
+        "copy costs the host (remote accesses and copy CPU): cheap clients rotate, "
+        "big-memory ones rarely.", 0.0, 1e6)
     slit_latency: str = _s(
         "10:1.0,21:1.6", "distance:ratio,...", "(none; ESXi measures latency at boot)",
         "Memory latency relative to local per SLIT distance, linear between and beyond "

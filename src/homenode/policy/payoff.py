@@ -172,8 +172,8 @@ def does_not_pay(v: View, m: Moves) -> np.ndarray:
 def rotation_does_not_repay(v: View, m: Moves) -> np.ndarray:
     """A fairness rotation must repay its copy: how far the owed client has fallen
     behind its entitlement (core-seconds, less how far a swap partner has fallen
-    behind) is not ``fairness_price`` times what moving them costs the host in remote
-    accesses and copy CPU (a rotation only shifts CPU between clients, so the work it
+    behind) is not ``fairness_price`` times what copying their memory costs the host in
+    remote accesses and copy CPU (a rotation only shifts CPU between clients, so the work it
     loses must be small beside the debt it repays), or not yet ``fairness_slack`` of
     its entitlement over ``cost_horizon``; until it is, the host's shares alone divide
     the CPU."""
@@ -188,11 +188,18 @@ def behind(v: View, m: Moves) -> np.ndarray:
     return v.deficit[m.idx] - np.where(has, v.deficit[np.maximum(m.partner, 0)], 0.0)
 
 
+def rotation_copy(v: View, m: Moves) -> np.ndarray:
+    """Core-seconds the rotation's memory copy costs the host: the remote accesses while
+    the memory follows and the copy's CPU (not the fixed per-move overhead, which a
+    rotation of a small client pays as much as one of a big client)."""
+    p = payoff(v, m)
+    return p.remote + p.gib * v.s.cost_copy_cpu_per_gib
+
+
 def rotation_need(v: View, m: Moves) -> np.ndarray:
     """Core-seconds an owed client must be short of before a rotation is worth it."""
-    p = payoff(v, m)
     slack = v.s.fairness_slack * v.ent[m.idx] * v.s.cost_horizon
-    return np.maximum(v.s.fairness_price * (p.remote + p.copy_cpu), slack)
+    return np.maximum(v.s.fairness_price * rotation_copy(v, m), slack)
 
 
 def arithmetic(v: View, m: Moves, k: int, verdict: str) -> str:
@@ -209,5 +216,5 @@ def arithmetic(v: View, m: Moves, k: int, verdict: str) -> str:
 def fairness_text(v: View, m: Moves, k: int) -> str:
     p = payoff(v, m)
     return (f"behind by {behind(v, m)[k]:.1f} core-s, needs {rotation_need(v, m)[k]:.1f} "
-            f"(rotation cost {p.remote[k] + p.copy_cpu[k]:.1f} core-s: {p.gib[k]:.1f} GiB "
+            f"(rotation copy {rotation_copy(v, m)[k]:.1f} core-s: {p.gib[k]:.1f} GiB "
             f"copied in {p.copy_s[k]:.0f} s, x{v.s.fairness_price:g})")
