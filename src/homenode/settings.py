@@ -238,6 +238,12 @@ class Settings:
         2.0, "s", "(ESXi: 'avoids moving memory needlessly when a VM moves briefly')",
         "Memory migration starts only after a client has stayed this long on its new home.",
         0.0, 3600.0)
+    page_mig_at_move: bool = _s(
+        False, "bool", "(none)",
+        "Grant pages from the very decision that gives a client its new home, without "
+        "waiting page_mig_delay (the policy's cost rule and min_residence already judged "
+        "the move worth its copy); a first decision paces one rebalance_period. Off: "
+        "copying starts once the client has stayed page_mig_delay on its new home.")
     page_mig_copiers: int = _s(
         4, "threads", "(none; ESXi copies in the VMkernel)",
         "Copier threads of the Linux daemon's migration engine: page grants are copied "

@@ -73,7 +73,7 @@ class EsxiPolicy:
             if moved:
                 self._changes.record(snap.clients, moved, snap.time)
 
-        dt = 0.0 if self._last_call is None else snap.time - self._last_call
+        dt = None if self._last_call is None else snap.time - self._last_call
         self._last_call = snap.time
         pace(snap, self.s, home, dt, d)
         return d

@@ -9,7 +9,9 @@ Each call grants every client a page budget for the time since the last call:
   zero at ``page_mig_free_reserve``,
 
 and nothing at all until the client has stayed ``page_mig_delay`` on its new home, so
-a brief move costs no copying.  The budget is spent on the largest remote node first.
+a brief move costs no copying -- unless ``page_mig_at_move`` (off by default): then pages
+are granted from the decision that sets the new home.  The budget is spent on the largest
+remote node first.
 """
 
 from __future__ import annotations
@@ -38,10 +40,14 @@ def rate(s: Settings, remote_frac: np.ndarray | float,
     return float(r) if r.ndim == 0 else r
 
 
-def pace(snap: Snapshot, s: Settings, home: np.ndarray, dt: float,
+def pace(snap: Snapshot, s: Settings, home: np.ndarray, dt: float | None,
          decision: Decision) -> None:
-    """Append MigratePages actions for this call's budget."""
-    if not s.page_mig_enable or dt <= 0 or not snap.clients:
+    """Append MigratePages actions for this call's budget (dt None: the first call)."""
+    if not s.page_mig_enable or not snap.clients:
+        return
+    if dt is None:      # the first decision: nothing has elapsed; at_move paces ahead
+        dt = s.rebalance_period if s.page_mig_at_move else 0.0
+    if dt <= 0:
         return
     dt = min(dt, MAX_GAP)
     topo = snap.topology
@@ -50,8 +56,10 @@ def pace(snap: Snapshot, s: Settings, home: np.ndarray, dt: float,
     local = np.where(home >= 0, snap.pages[rows, np.maximum(home, 0)], 0)
     remote = total - local
     # A client given a new home in this very decision has not settled (home differs
-    # from what the host reported).
+    # from what the host reported); with page_mig_at_move it is granted pages at once.
     settled = (snap.time - snap.home_since >= s.page_mig_delay) & (home == snap.home)
+    if s.page_mig_at_move:
+        settled = np.ones(len(snap.clients), bool)
     want = np.flatnonzero(snap.managed & (home >= 0) & (remote > 0) & settled
                           & (topo.mem_pages[np.maximum(home, 0)] > 0))
     if want.size == 0:
