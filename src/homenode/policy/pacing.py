@@ -57,9 +57,8 @@ def pace(snap: Snapshot, s: Settings, home: np.ndarray, dt: float | None,
     remote = total - local
     # A client given a new home in this very decision has not settled (home differs
     # from what the host reported); with page_mig_at_move it is granted pages at once.
-    settled = (snap.time - snap.home_since >= s.page_mig_delay) & (home == snap.home)
-    if s.page_mig_at_move:
-        settled = np.ones(len(snap.clients), bool)
+    settled = (True if s.page_mig_at_move else
+               (snap.time - snap.home_since >= s.page_mig_delay) & (home == snap.home))
     want = np.flatnonzero(snap.managed & (home >= 0) & (remote > 0) & settled
                           & (topo.mem_pages[np.maximum(home, 0)] > 0))
     if want.size == 0:
