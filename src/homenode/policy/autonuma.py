@@ -37,7 +37,7 @@ update_scan_period and should_numa_migrate_memory.
   from the minimum (update_scan_period).
 * **Scan gate**: at most one window per ``period`` of wall time (mm->numa_next_scan),
   however much run time is owed.  A single-threaded task's pages pass the two-stage
-  filter at once only until its first hinting fault has stamped them.
+  filter at once unless a hinting fault has stamped them (counted per node).
 
 Model assumptions (not the kernel's words): a VM's hinting faults are private with
 probability 1/vcpus (a page a vCPU thread touched is next touched by the same thread);
@@ -102,7 +102,7 @@ class Task:
     since_move: float = 0.0              # passes scanned since it last changed node
     preferred: int = -1                  # numa_preferred_nid
     arrived: float = 0.0                 # time it last came to its node (cfs_tasks order)
-    stamped: bool = False                # its pages carry a hinting fault's last_cpupid
+    stamps: np.ndarray = field(init=False)        # pages per node a hinting fault stamped
     mm_next: float = 0.0                 # wall time before which no window (numa_next_scan)
     faults: np.ndarray = field(init=False)        # decayed faults per memory node
     buffer: np.ndarray = field(init=False)        # this pass's faults per memory node
@@ -116,6 +116,7 @@ class Task:
         self.buffer = np.zeros(self.n)
         self.approved = np.zeros(self.n)
         self.last_pages = np.zeros(self.n, np.int64)
+        self.stamps = np.zeros(self.n)
 
     def weight(self, node: int) -> float:
         """task_weight: 1000 x this node's share of the task's faults."""
@@ -249,6 +250,14 @@ class AutoNumaPolicy:
         """Approved pages that have left their node since the last call were moved."""
         gone = np.maximum(t.last_pages - pages, 0)
         t.approved = np.maximum(t.approved - gone, 0.0)
+        # the pages that left were faulted (approved), so stamped: their stamps go with
+        # them (a migration keeps last_cpupid) to wherever pages arrived
+        came = np.maximum(pages - t.last_pages, 0)
+        lost = np.minimum(gone, t.stamps)
+        t.stamps = t.stamps - lost
+        if came.sum() > 0:
+            t.stamps += came * min(1.0, float(lost.sum()) / float(came.sum()))
+        t.stamps = np.minimum(t.stamps, pages)
         t.approved[node] = 0.0
         t.last_pages = pages.copy()
         if node != t.node:          # moved by someone else (or first sight)
@@ -293,11 +302,14 @@ class AutoNumaPolicy:
             share = w / max(left, 1e-12)
             # should_numa_migrate_memory: a page whose last fault came from another node
             # waits for a second fault; a single-threaded task's pages, skipped while
-            # local, carry no such stamp and pass at once -- until a hinting fault has
-            # stamped them (folio_xchg_last_cpupid; a migration keeps the stamp), as
-            # every fault does once the task has faulted from a node it then leaves
-            passed = (1.0 if t.seq <= EARLY_SEQ or (single and not t.stamped)
-                      else two_stage_pass(t.since_move, w))
+            # local, carry no such stamp and pass at once -- unless a hinting fault has
+            # stamped them (folio_xchg_last_cpupid; a migration keeps the stamp): per
+            # node, the stamped share waits like a VM's pages
+            passed = np.full(pages.size,
+                             1.0 if t.seq <= EARLY_SEQ else two_stage_pass(t.since_move, w))
+            if single and t.seq > EARLY_SEQ:
+                stamped = np.minimum(t.stamps / np.maximum(pages, 1.0), 1.0)
+                passed = 1.0 - stamped + stamped * passed
             updated = remote_left * share if single else pages * w
             t.approved += remote_left * share * passed
             done += float(updated.sum())
@@ -305,7 +317,7 @@ class AutoNumaPolicy:
             # (do_numa_page: page_nid = target_nid), the task's own
             remote = updated.copy()
             remote[t.node] = 0.0
-            moving = float(remote.sum()) * passed
+            moving = float((remote * passed).sum())
             t.buffer += remote * (1.0 - passed)
             t.buffer[t.node] += updated[t.node] + moving
             t.local += updated[t.node] + moving
@@ -313,7 +325,7 @@ class AutoNumaPolicy:
             t.next_scan += SCAN_OVERHEAD_FACTOR * float(updated.sum()) * self.costs.scan_page
             t.offset += w
             t.since_move += w
-            t.stamped = t.stamped or float(updated.sum()) > 0
+            t.stamps = np.minimum(t.stamps + updated, pages)
             if t.offset >= 1.0 - 1e-9:
                 t.offset = 0.0
                 t.seq += 1
