@@ -246,6 +246,106 @@ def test_autonuma_load_balancer_sheds_from_an_overloaded_node():
     assert homes(d) == {}
 
 
+def _rotations(pol, t, rows, clock):
+    """One tick of autonuma on ``rows``; the CFS rotations it made, applied to rows."""
+    d = pol.decide(snap(t, rows, clock))
+    got = {c: (s, dd) for c, (s, dd, why) in homes(d).items() if why == "balance"}
+    for r in rows:
+        if r["id"] in got:
+            r["home"] = got[r["id"]][1]
+    return got
+
+
+def test_autonuma_cfs_rotates_tasks_between_an_overloaded_and_a_fully_busy_node():
+    t = topo(2, 1.0)
+    # three always-running one-vCPU tasks on two one-CPU nodes: 2 against 1
+    rows = [{"id": f"w{i}", "home": h, "demand": 1.0, "vcpus": 1, "pages": [0, 0]}
+            for i, h in enumerate([0, 0, 1])]
+    pol = make_policy("autonuma")
+    assert _rotations(pol, t, rows, 0.0) == {}              # no time for a balance yet
+    # imbalance min(2 - 1.5, 1.5 - 1) = 0.5 < a task's load 1: it moves after one failed
+    # balance (shr_bound(1, 1) = 0.5), well within a 0.5 s tick of 32 ms intervals
+    assert _rotations(pol, t, rows, 0.5) == {"w0": (0, 1)}   # the oldest arrival first
+    # node 1 is now the overloaded one, and its oldest task goes back the other way
+    assert _rotations(pol, t, rows, 1.0) == {"w2": (1, 0)}
+    assert _rotations(pol, t, rows, 1.5) == {"w1": (0, 1)}
+    # a tick too short for the failed balance it needs (2 x 32 ms): no move
+    assert _rotations(pol, t, rows, 1.5 + 0.05) == {}
+
+
+def test_autonuma_cfs_rotation_spares_balanced_nodes_and_multi_vcpu_clients():
+    t = topo(2, 1.0)
+    # two against two: both overloaded, equal load per CPU -- balanced
+    rows = [{"id": f"w{i}", "home": i % 2, "demand": 1.0, "vcpus": 1, "pages": [0, 0]}
+            for i in range(4)]
+    pol = make_policy("autonuma")
+    for clock in (0.0, 0.5, 1.0):
+        assert _rotations(pol, t, rows, clock) == {}
+    # a VM's vCPU threads move one at a time in the kernel: the model does not rotate it
+    rows = [{"id": f"v{i}", "home": h, "demand": 1.0, "vcpus": 2, "pages": [0, 0]}
+            for i, h in enumerate([0, 0, 1])]
+    pol = make_policy("autonuma")
+    for clock in (0.0, 0.5, 1.0):
+        assert _rotations(pol, t, rows, clock) == {}
+    # a task whose move takes it off its preferred node, while another task there does
+    # not prefer it, waits cache_nice_tries + 1 failed balances (migrate_degrades_locality):
+    # 4 x 32 ms, more than a 0.1 s tick holds; without a preference, 2 x 32 ms
+    rows = [{"id": "w0", "home": 0, "demand": 1.0, "vcpus": 1, "pages": [0, 0]},
+            {"id": "v1", "home": 0, "demand": 1.0, "vcpus": 2, "pages": [0, 0]},
+            {"id": "w2", "home": 1, "demand": 1.0, "vcpus": 1, "pages": [0, 0]}]
+    pol = make_policy("autonuma")
+    _rotations(pol, t, rows, 0.0)
+    pol.tasks["w0"].preferred = 0
+    assert _rotations(pol, t, rows, 0.1) == {}
+    assert _rotations(pol, t, rows, 0.3) == {"w0": (0, 1)}
+    rows[0]["home"] = 0
+    pol = make_policy("autonuma")
+    _rotations(pol, t, rows, 0.0)
+    assert _rotations(pol, t, rows, 0.1) == {"w0": (0, 1)}
+
+
+def test_autonuma_single_threaded_pages_once_faulted_wait_for_the_two_stage_filter():
+    t = topo(2, 8.0)
+    row = {"id": "v", "home": 0, "demand": 1.0, "vcpus": 1, "pages": [GP // 4, 0]}
+    first_window = {}
+    for stamped in (False, True):
+        pol = make_policy("autonuma")
+        clock = 0.0
+        while pol.tasks.get("v") is None or pol.tasks["v"].seq <= an.EARLY_SEQ:
+            pol.decide(snap(t, [row], clock))
+            clock += 1.0
+        v = pol.tasks["v"]
+        assert not v.stamps.any()               # local all along: never faulted
+        if stamped:                             # as if it had faulted from another node
+            v.stamps[:] = row["pages"]
+        while True:
+            d = pol.decide(snap(t, [{**row, "home": 1}], clock))
+            clock += 1.0
+            if any(w.kind == "hint_fault" for w in d.work):
+                first_window[stamped] = migrations(d)
+                break
+    # unstamped pages pass at once; stamped ones wait for a second fault from node 1
+    assert first_window == {False: [("v", 0, 1, GP // 4)], True: []}
+
+
+def test_autonuma_scans_at_most_one_window_per_period_of_wall_time():
+    t = topo(2, 8.0)
+    pol = make_policy("autonuma")
+    # a 256 MiB VM is one window a pass, period >= 1 s; owed 5 s of run time (as after a
+    # move resets its period with node_stamp kept), it still scans once per period of
+    # wall time: mm->numa_next_scan
+    row = {"id": "v", "home": 0, "demand": 1.0, "vcpus": 2, "pages": [GP // 4, 0]}
+    pol.decide(snap(t, [row], 0.0))
+    v = pol.tasks["v"]
+    v.runtime, v.next_scan = 10.0, 5.0
+    scans = []
+    for k in range(1, 9):
+        d = pol.decide(snap(t, [row], 0.5 * k))
+        scans.append(sum(w.count for w in d.work if w.kind == "scan_page") / (GP // 4))
+    # one window a tick at most, and no more in the 4 s than 4 s / 1 s (+ the first)
+    assert max(scans) == 1 and sum(scans) <= 5
+
+
 def test_autonuma_moves_to_the_preferred_node_or_swaps_when_it_is_full():
     t = topo(2, 8.0)
     pol = make_policy("autonuma")

@@ -30,8 +30,14 @@ update_scan_period and should_numa_migrate_memory.
 * **CFS load balancing** between nodes (what AutoNUMA works against): a node asked for
   more CPU than it has sheds tasks to a node with idle CPUs, preferring tasks whose move
   does not take them off their preferred node (migrate_degrades_locality) unless
-  balancing has failed ``CACHE_NICE_TRIES`` times.  A moved task's scan period restarts
+  balancing has failed ``CACHE_NICE_TRIES`` times.  Where no node has room for a task,
+  an overloaded node rotates one-vCPU tasks with a less loaded one (``_rotate``:
+  calculate_imbalance's migrate_load and detach_tasks' ``shr_bound(load,
+  nr_balance_failed)``), one move a control tick.  A moved task's scan period restarts
   from the minimum (update_scan_period).
+* **Scan gate**: at most one window per ``period`` of wall time (mm->numa_next_scan),
+  however much run time is owed.  A single-threaded task's pages pass the two-stage
+  filter at once unless a hinting fault has stamped them (counted per node).
 
 Model assumptions (not the kernel's words): a VM's hinting faults are private with
 probability 1/vcpus (a page a vCPU thread touched is next touched by the same thread);
@@ -65,6 +71,14 @@ SMALLIMP = 30                  # least fault-locality improvement of a swap (0..
 CACHE_NICE_TRIES = 2           # NUMA domain: failed balances before locality is ignored
 IDLE_CPU = 0.01                # cores: a task getting less than this does not run
 LB_MAX_MOVES = 32              # tasks one balance pass may move (sysctl_sched_nr_migrate)
+# CFS rotation between a node with more runnable tasks than CPUs and a busy one (see
+# _rotate).  sd_init (kernel/sched/topology.c): a domain balances every balance_interval
+# = sd_weight ms (its CPUs), busy_factor = 16 times less often while the CPU is busy;
+# imbalance_pct = 117 is how much busier an overloaded node must be than an overloaded
+# local one (find_busiest_group)
+LB_INTERVAL_PER_CPU = 1e-3     # s of balance interval per CPU of the domain (sd_weight ms)
+LB_BUSY_FACTOR = 16            # sd->busy_factor
+LB_IMBALANCE_PCT = 117         # sd->imbalance_pct
 # task_numa_work: "make sure tasks use at least 32x as much time to run other code than
 # they used here, to limit NUMA PTE scanning overhead to 3% max" -- node_stamp += 32 x the
 # run time the window's scan took
@@ -87,6 +101,9 @@ class Task:
     node: int = -1                       # the node the task last ran on
     since_move: float = 0.0              # passes scanned since it last changed node
     preferred: int = -1                  # numa_preferred_nid
+    arrived: float = 0.0                 # time it last came to its node (cfs_tasks order)
+    stamps: np.ndarray = field(init=False)        # pages per node a hinting fault stamped
+    mm_next: float = 0.0                 # wall time before which no window (numa_next_scan)
     faults: np.ndarray = field(init=False)        # decayed faults per memory node
     buffer: np.ndarray = field(init=False)        # this pass's faults per memory node
     local: float = 0.0                   # numa_faults_locality[1]
@@ -99,6 +116,7 @@ class Task:
         self.buffer = np.zeros(self.n)
         self.approved = np.zeros(self.n)
         self.last_pages = np.zeros(self.n, np.int64)
+        self.stamps = np.zeros(self.n)
 
     def weight(self, node: int) -> float:
         """task_weight: 1000 x this node's share of the task's faults."""
@@ -159,6 +177,7 @@ class AutoNumaPolicy:
         self.tasks: dict[str, Task] = {}
         self.last: float | None = None
         self.lb_failed = 0
+        self.dt = 0.0
         self.costs = Costs()
         # False: the tasks run where someone else puts them (a replay of a real
         # scheduler's moves, sim/calibration.py); only the memory side runs
@@ -174,6 +193,7 @@ class AutoNumaPolicy:
             return d
         dt = 0.0 if self.last is None else max(snap.time - self.last, 0.0)
         self.last = snap.time
+        self.dt = dt
         home = snap.home.copy()
         want = np.minimum(np.maximum(snap.demand, 0.0), snap.vectors().cpu_cap)
         self._fork_placement(snap, home, want, d)
@@ -184,7 +204,7 @@ class AutoNumaPolicy:
         for i, c in enumerate(snap.clients):
             if home[i] < 0 or not snap.managed[i]:
                 continue
-            t = self.tasks.setdefault(c.id, Task(n, node=int(home[i])))
+            t = self.tasks.setdefault(c.id, Task(n, node=int(home[i]), arrived=snap.time))
             self._observe_moves(t, snap.pages[i], int(home[i]))
             scanned = self._scan(t, snap, i, dt)
             if scanned > 0:
@@ -196,7 +216,7 @@ class AutoNumaPolicy:
             self._numa_migrate(snap, home, want, d, moved)
             self._load_balance(snap, home, want, d, moved)
         for i, dst in moved.items():
-            self._moved(self.tasks[snap.clients[i].id], int(snap.home[i]), dst)
+            self._moved(self.tasks[snap.clients[i].id], int(snap.home[i]), dst, snap.time)
         self._migrate_pages(snap, home, d)
         return d
 
@@ -230,6 +250,14 @@ class AutoNumaPolicy:
         """Approved pages that have left their node since the last call were moved."""
         gone = np.maximum(t.last_pages - pages, 0)
         t.approved = np.maximum(t.approved - gone, 0.0)
+        # the pages that left were faulted (approved), so stamped: their stamps go with
+        # them (a migration keeps last_cpupid) to wherever pages arrived
+        came = np.maximum(pages - t.last_pages, 0)
+        lost = np.minimum(gone, t.stamps)
+        t.stamps = t.stamps - lost
+        if came.sum() > 0:
+            t.stamps += came * min(1.0, float(lost.sum()) / float(came.sum()))
+        t.stamps = np.minimum(t.stamps, pages)
         t.approved[node] = 0.0
         t.last_pages = pages.copy()
         if node != t.node:          # moved by someone else (or first sight)
@@ -255,8 +283,13 @@ class AutoNumaPolicy:
         # SCAN_VIRT_FACTOR windows of address space.  Its remote pages not yet passed
         # lie ahead in the pass (those behind were faulted and moved).
         single = vcpus <= 1
-        while t.runtime >= t.next_scan:
+        # task_numa_work's mm-wide gate: a window at most every ``period`` of wall time
+        # (mm->numa_next_scan = now + numa_scan_period), whatever the run time owed
+        wall = max(t.mm_next, snap.time - dt)
+        while t.runtime >= t.next_scan and wall <= snap.time + 1e-9:
             t.next_scan += t.period
+            wall += t.period
+            t.mm_next = wall
             left = 1.0 - t.offset
             remote_left = np.maximum(pages - t.approved, 0.0)
             remote_left[t.node] = 0.0
@@ -269,9 +302,14 @@ class AutoNumaPolicy:
             share = w / max(left, 1e-12)
             # should_numa_migrate_memory: a page whose last fault came from another node
             # waits for a second fault; a single-threaded task's pages, skipped while
-            # local, carry no such stamp and pass at once
-            passed = (1.0 if t.seq <= EARLY_SEQ or single
-                      else two_stage_pass(t.since_move, w))
+            # local, carry no such stamp and pass at once -- unless a hinting fault has
+            # stamped them (folio_xchg_last_cpupid; a migration keeps the stamp): per
+            # node, the stamped share waits like a VM's pages
+            passed = np.full(pages.size,
+                             1.0 if t.seq <= EARLY_SEQ else two_stage_pass(t.since_move, w))
+            if single and t.seq > EARLY_SEQ:
+                stamped = np.minimum(t.stamps / np.maximum(pages, 1.0), 1.0)
+                passed = 1.0 - stamped + stamped * passed
             updated = remote_left * share if single else pages * w
             t.approved += remote_left * share * passed
             done += float(updated.sum())
@@ -279,7 +317,7 @@ class AutoNumaPolicy:
             # (do_numa_page: page_nid = target_nid), the task's own
             remote = updated.copy()
             remote[t.node] = 0.0
-            moving = float(remote.sum()) * passed
+            moving = float((remote * passed).sum())
             t.buffer += remote * (1.0 - passed)
             t.buffer[t.node] += updated[t.node] + moving
             t.local += updated[t.node] + moving
@@ -287,6 +325,7 @@ class AutoNumaPolicy:
             t.next_scan += SCAN_OVERHEAD_FACTOR * float(updated.sum()) * self.costs.scan_page
             t.offset += w
             t.since_move += w
+            t.stamps = np.minimum(t.stamps + updated, pages)
             if t.offset >= 1.0 - 1e-9:
                 t.offset = 0.0
                 t.seq += 1
@@ -361,12 +400,14 @@ class AutoNumaPolicy:
 
     def _load_balance(self, snap: Snapshot, home: np.ndarray, want: np.ndarray,
                       d: Decision, moved: dict[int, int]) -> None:
-        """CFS between nodes: an overloaded node sheds tasks to nodes with idle CPUs."""
+        """CFS between nodes: an overloaded node sheds tasks to nodes with idle CPUs;
+        where none has room for one, it rotates a task to a less loaded node (_rotate)."""
         topo = snap.topology
         placed = home >= 0
         load = np.bincount(home[placed], want[placed], topo.n)
         live = topo.cores > 0
         failed = False
+        shed = False
         for _ in range(LB_MAX_MOVES):
             over = np.where(live, load - topo.cores, -np.inf)
             src = int(np.argmax(over))
@@ -382,7 +423,81 @@ class AutoNumaPolicy:
             self._move(snap, pick, src, dst, Reason.BALANCE, float(over[src]),
                        f"CFS load balance: node {src} over by {over[src]:.2f} cores", home,
                        load, want, d, moved)
+            shed = True
         self.lb_failed = self.lb_failed + 1 if failed else 0
+        if not shed:
+            self._rotate(snap, home, want, load, d, moved)
+
+    def _rotate(self, snap: Snapshot, home: np.ndarray, want: np.ndarray, load: np.ndarray,
+                d: Decision, moved: dict[int, int]) -> None:
+        """CFS between an overloaded node and a less loaded one that has no room for a
+        whole task (find_busiest_group's decision matrix: busiest overloaded, local
+        fully busy: "force"; both overloaded: only when the busiest is LB_IMBALANCE_PCT
+        % of the local's load per CPU, and local is below the domain's average).
+        calculate_imbalance (migrate_load) allows ``min((busiest - avg) x busiest's
+        CPUs, (avg - local) x local's CPUs)``, less than one task's load; detach_tasks
+        skips a task while ``shr_bound(load, nr_balance_failed)`` is above it, so a task
+        moves after ceil(log2(load / imbalance)) failed balances (commit 5a7f55590467),
+        or after CACHE_NICE_TRIES + 1 if the move takes it off its preferred node while
+        others on that node do not prefer it (migrate_degrades_locality).  The oldest
+        arrival on the node is tried first (the tail of cfs_tasks).  Then the receiving
+        node is the overloaded one and the same happens back: CFS rotates tasks between
+        the nodes.
+
+        The kernel balances every LB_INTERVAL_PER_CPU x CPUs x LB_BUSY_FACTOR s, so it
+        makes many such moves per control tick, most undone within it; the model makes
+        one a tick, when the tick holds the failed balances it needs -- what a sampler
+        at the tick sees, the kernel's rate's lower bound.  Only one-vCPU clients rotate:
+        the kernel moves a VM's vCPU threads one at a time, which the model (one home
+        per client) cannot show without moving the whole VM."""
+        if self.dt <= 0:
+            return
+        topo = snap.topology
+        live = topo.cores > 0
+        if live.sum() < 2:
+            return
+        cores = np.maximum(topo.cores, 1e-9)
+        per = load / cores
+        over = live & (load > topo.cores + 1e-9)
+        if not over.any():
+            return
+        src = int(np.argmax(np.where(over, per, -np.inf)))
+        rest = np.where(live, per, np.inf)
+        rest[src] = np.inf
+        dst = int(np.argmin(rest))
+        avg = load[live].sum() / topo.cores[live].sum()
+        if per[dst] >= min(per[src], avg) - 1e-12:
+            return
+        if over[dst] and 100 * per[src] <= LB_IMBALANCE_PCT * per[dst]:
+            return
+        imb = min((per[src] - avg) * topo.cores[src], (avg - per[dst]) * topo.cores[dst])
+        if imb <= 1e-9:
+            return
+        attempts = self.dt / (LB_INTERVAL_PER_CPU * topo.cores[live].sum() * LB_BUSY_FACTOR)
+        on_src = np.flatnonzero((home == src) & snap.managed & (want > 0))
+        preferring = sum(1 for i in on_src
+                         if getattr(self.tasks.get(snap.clients[i].id), "preferred", -1) == src)
+        allowed = snap.vectors().allowed
+        best, best_key = None, None
+        for i in on_src:
+            c = snap.clients[i]
+            t = self.tasks.get(c.id)
+            if i in moved or not allowed[i, dst] or c.vcpus > 1 or t is None:
+                continue
+            fails = 0 if want[i] <= imb else math.ceil(math.log2(want[i] / imb))
+            if t.preferred == src and len(on_src) > preferring:
+                fails = max(fails, CACHE_NICE_TRIES + 1)     # migrate_degrades_locality
+            if fails + 1 > attempts:
+                continue
+            key = (fails, t.arrived)
+            if best_key is None or key < best_key:
+                best, best_key = int(i), key
+        if best is None:
+            return
+        self._move(snap, best, src, dst, Reason.BALANCE, float(imb),
+                   f"CFS rotation: node {src} {load[src]:.2f} against node {dst} "
+                   f"{load[dst]:.2f} on {topo.cores[src]:g}/{topo.cores[dst]:g} cores, "
+                   f"imbalance {imb:.2f}", home, load, want, d, moved)
 
     def _lb_pick(self, snap: Snapshot, src: int, dst: int, home: np.ndarray,
                  want: np.ndarray, over: float, idle: float, moved: dict[int, int]) -> int | None:
@@ -412,7 +527,7 @@ class AutoNumaPolicy:
         d.actions.append(SetHome(cid, src, dst, reason, score, detail))
         d.considered.append(Considered(cid, src, dst, reason, score, "taken"))
 
-    def _moved(self, t: Task, src: int, dst: int) -> None:
+    def _moved(self, t: Task, src: int, dst: int, now: float) -> None:
         """update_scan_period: a task moved off its preferred node (or with none yet)
         scans again from the fastest period; stamps from the old node no longer pass."""
         if not (t.seq and (dst == t.preferred or (t.preferred >= 0 and src != t.preferred))):
@@ -420,7 +535,7 @@ class AutoNumaPolicy:
             period = scan_bounds(t.last_pages.sum())[0]
             t.next_scan += period - t.period
             t.period = period
-        t.node, t.since_move = dst, 0.0
+        t.node, t.since_move, t.arrived = dst, 0.0, now
         t.approved[:] = 0.0
 
     def _migrate_pages(self, snap: Snapshot, home: np.ndarray, d: Decision) -> None:
