@@ -116,6 +116,23 @@ def test_a_found_process_leaves_its_memory_only_when_that_pays():
     assert _placed(EsxiPolicy(off).decide(snap(topo(2), rows, 0.0))) == [("found", 1)]
 
 
+def test_on_a_saturated_host_clients_with_a_few_pages_spread_by_headroom():
+    # every core is wanted wherever they go, so the move gains no work, and a few pages
+    # copied at once (no page_mig_delay) cost none: a tie, which goes to headroom
+    now = Settings(page_mig_delay=0.0)
+    rows = [dict(id="a", home=0, demand=10.0, vcpus=10, pages=[P, 0]),
+            dict(id="b", home=1, demand=10.0, vcpus=10, pages=[0, P]),
+            dict(id="x", demand=1.0, vcpus=1, pages=[8, 0]),
+            dict(id="y", demand=1.0, vcpus=1, pages=[8, 0])]
+    d = EsxiPolicy(now).decide(snap(topo(2), rows, 0.0))
+    assert sorted(n for _, n in _placed(d)) == [0, 1]
+    assert any("the most headroom" in a.detail for a in d.actions)
+    # with memory worth keeping the same tie stays by the memory
+    big = 1 * GIB // PAGE_SIZE
+    rows[2]["pages"] = rows[3]["pages"] = [big, 0]
+    assert _placed(EsxiPolicy(now).decide(snap(topo(2), rows, 0.0))) == [("x", 0), ("y", 0)]
+
+
 def _changes_of_x(settings):
     """x (3 cores) on 2 x 10 cores beside a pinned load that moves between the nodes
     every 60 s for 600 s: each time moving x pays (its node is overcommitted)."""

@@ -23,6 +23,8 @@ from homenode.policy.moves import View, make_moves
 from homenode.policy.payoff import payoff
 from homenode.settings import Settings
 
+FREE_COST = 0.05   # core-s: leaving memory that costs less than this to follow is free
+
 
 @dataclass
 class Adopted:
@@ -62,6 +64,13 @@ class Adopter:
         if pays.any():
             k = int(np.flatnonzero(pays)[np.argmax(net[pays])])
             return Adopted(int(better[k]), f"leaves its memory on node {stay}: {p.text(k)}")
+        free = p.cost <= FREE_COST
+        if free.any():
+            # no work to gain and none to lose (a saturated host, a client with a few
+            # pages): the tie goes to headroom, which is what keeps shares fair
+            k = int(np.flatnonzero(free)[np.argmax(score[better][free])])
+            return Adopted(int(better[k]), f"leaves its few pages on node {stay}, the most "
+                                           f"headroom: {p.text(k)}")
         k = int(np.argmax(net))
         return Adopted(stay, f"stays by its memory on node {stay}; best other, node "
                              f"{int(better[k])}: {p.text(k)}")

@@ -152,7 +152,9 @@ def payoff(v: View, m: Moves) -> Payoff:
     inv = (1.0 / s.cost_horizon + bounded * sigma2 / (slack * slack * per)
            + drift / (slack * per))
     stay = 1.0 / inv
-    moves = np.where(has, 2.0, 1.0) * s.cost_move_overhead
+    # a first placement sets one home whichever node it picks: no home change to pay for
+    overhead = 0.0 if m.reason is Reason.INITIAL else s.cost_move_overhead
+    moves = np.where(has, 2.0, 1.0) * overhead
     copy_cpu = copy_cpu + moves
     back = np.clip(1.0 - stay / s.cost_horizon, 0.0, 1.0) * (remote + copy_cpu)
     p = Payoff(rate, stay, remote, copy_cpu, back, gib, secs, s.cost_margin)
