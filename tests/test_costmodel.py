@@ -101,7 +101,7 @@ def test_a_found_process_leaves_its_memory_only_when_that_pays():
     # node 0 is full; the found client's memory is all there
     small, huge = 1 * GIB // PAGE_SIZE, 30 * GIB // PAGE_SIZE
     rows = [dict(id="busy", home=0, demand=10.0, vcpus=10, pages=[small, 0]),
-            dict(id="found", demand=2.0, vcpus=2, pages=[small, 0])]
+            dict(id="found", demand=2.0, vcpus=2, pages=[2 * small, 0])]
     d = EsxiPolicy().decide(snap(topo(2), rows, 0.0))
     assert _placed(d) == [("found", 1)]
     assert "leaves its memory on node 0: gain" in d.actions[0].detail
@@ -117,20 +117,19 @@ def test_a_found_process_leaves_its_memory_only_when_that_pays():
 
 
 def test_on_a_saturated_host_clients_with_a_few_pages_spread_by_headroom():
-    # every core is wanted wherever they go, so the move gains no work, and a few pages
-    # copied at once (no page_mig_delay) cost none: a tie, which goes to headroom
-    now = Settings(page_mig_delay=0.0)
+    # every core is wanted wherever they go, so no node gains work: pages that follow
+    # within one rebalance period must not pile the arrivals onto their node
     rows = [dict(id="a", home=0, demand=10.0, vcpus=10, pages=[P, 0]),
             dict(id="b", home=1, demand=10.0, vcpus=10, pages=[0, P]),
             dict(id="x", demand=1.0, vcpus=1, pages=[8, 0]),
             dict(id="y", demand=1.0, vcpus=1, pages=[8, 0])]
-    d = EsxiPolicy(now).decide(snap(topo(2), rows, 0.0))
+    d = EsxiPolicy().decide(snap(topo(2), rows, 0.0))
     assert sorted(n for _, n in _placed(d)) == [0, 1]
-    assert any("the most headroom" in a.detail for a in d.actions)
-    # with memory worth keeping the same tie stays by the memory
-    big = 1 * GIB // PAGE_SIZE
+    assert any("follow within one rebalance period" in a.detail for a in d.actions)
+    # memory the pacing needs longer for is weighed, and the tie stays by it
+    big = 2 * GIB // PAGE_SIZE
     rows[2]["pages"] = rows[3]["pages"] = [big, 0]
-    assert _placed(EsxiPolicy(now).decide(snap(topo(2), rows, 0.0))) == [("x", 0), ("y", 0)]
+    assert _placed(EsxiPolicy().decide(snap(topo(2), rows, 0.0))) == [("x", 0), ("y", 0)]
 
 
 def _changes_of_x(settings):

@@ -10,6 +10,12 @@ remote accesses while its memory follows at the paced rate, the copy's CPU and t
 chance of moving back, by ``cost_margin``.  Of the moves that pay, the one that gains
 the most net of its cost wins; where none pays the client stays by its memory, and
 ``explain`` shows the arithmetic of the best refused one.
+
+A first placement is not a home change: whichever node it picks it sets one home, so
+``payoff`` charges it no fixed per-move overhead.  And a client whose resident pages
+follow within one rebalance period at the paced rate is placed by headroom alone: its
+memory is home before the policy next looks.  On a saturated host, where no node gains
+total work, weighing those few pages kept every arrival on the node they landed on.
 """
 
 from __future__ import annotations
@@ -22,8 +28,6 @@ from homenode.model import Reason, Snapshot
 from homenode.policy.moves import View, make_moves
 from homenode.policy.payoff import payoff
 from homenode.settings import Settings
-
-FREE_COST = 0.05   # core-s: leaving memory that costs less than this to follow is free
 
 
 @dataclass
@@ -56,6 +60,14 @@ class Adopter:
         better = np.flatnonzero(np.isfinite(score) & (score > score[stay]))
         if better.size == 0:
             return Adopted(stay, "stays by its memory: no node has more headroom")
+        resident = int(snap.pages[i].sum())
+        if resident < self.s.page_mig_rate_max * self.s.rebalance_period:
+            # pages that have followed by the next rebalance are not worth staying by: on
+            # a saturated host, where no node gains work, they would pile every arrival
+            # onto one node
+            k = int(better[np.argmax(score[better])])
+            return Adopted(k, f"its {resident} resident pages follow within one rebalance period: "
+                              f"node {k} has the most headroom")
         v = self._view(i, stay, used, cpu)
         m = make_moves(v, Reason.INITIAL, np.full(better.size, i), stay, better)
         p = payoff(v, m)
@@ -64,13 +76,6 @@ class Adopter:
         if pays.any():
             k = int(np.flatnonzero(pays)[np.argmax(net[pays])])
             return Adopted(int(better[k]), f"leaves its memory on node {stay}: {p.text(k)}")
-        free = p.cost <= FREE_COST
-        if free.any():
-            # no work to gain and none to lose (a saturated host, a client with a few
-            # pages): the tie goes to headroom, which is what keeps shares fair
-            k = int(np.flatnonzero(free)[np.argmax(score[better][free])])
-            return Adopted(int(better[k]), f"leaves its few pages on node {stay}, the most "
-                                           f"headroom: {p.text(k)}")
         k = int(np.argmax(net))
         return Adopted(stay, f"stays by its memory on node {stay}; best other, node "
                              f"{int(better[k])}: {p.text(k)}")
