@@ -28,6 +28,7 @@ def test_defaults_are_numad_like():
     assert cfg.processes.auto and cfg.processes.vms
     assert cfg.processes.min_rss == 300 << 20 and cfg.processes.min_cpu == 0.5
     assert cfg.daemon.restore_on_exit and not cfg.daemon.dry_run
+    assert cfg.daemon.nice == -10       # the copiers' priority (page_mig_copier_nice)
 
 
 def test_full_config():
@@ -37,6 +38,7 @@ def test_full_config():
         scan_interval = 1
         migration = "bulk"
         manage_bound = true
+        nice = -5
         [processes]
         pids = [4242]
         cmdline = ['worker\\.py']
@@ -48,6 +50,7 @@ def test_full_config():
         page_mig_delay = 0.5
     """, "t.toml")
     assert cfg.daemon.interval == 0.5 and cfg.daemon.scan_interval == 1.0
+    assert cfg.daemon.nice == -5
     assert cfg.processes.pids == (4242,) and cfg.processes.cmdline[0].search("a/worker.py")
     assert cfg.processes.min_rss == 1 << 30
     assert cfg.cgroups.parents == ("machine.slice",)
@@ -60,6 +63,8 @@ def test_full_config():
     ("[daemon]\nmigration = 'fast'", "daemon.migration"),
     ("[daemon]\ndry_run = 'yes'", "daemon.dry_run"),
     ("[daemon]\npolicy = 'magic'", "daemon.policy"),
+    ("[daemon]\nnice = -21", "daemon.nice"),
+    ("[daemon]\nnice = 2.5", "daemon.nice"),
     ("[daemon]\nintervall = '2s'", "daemon.intervall"),
     ("[processes]\npids = [1]", "processes.pids[0]"),
     ("[processes]\npids = ['x']", "processes.pids[0]"),
@@ -96,3 +101,39 @@ def test_cli_missing_config(tmp_path: Path):
     r = subprocess.run([*HOMENODE, "run", "--config", str(tmp_path / "none.toml")],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "no such file" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_daemon_nice_is_the_loop_threads_own_while_it_runs():
+    """The loop thread runs at daemon.nice (threads it starts inherit it) and gets its
+    own back after; the process's other threads keep theirs.  Raising nice needs no
+    privilege; lowering it without CAP_SYS_NICE is logged, not a failure."""
+    import os
+    import threading
+
+    from homenode.linux.daemon import _loop_priority
+
+    def mine() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    main = mine()
+    up = min(main + 3, 19)
+    seen: dict[str, int] = {}
+
+    def loop_thread() -> None:
+        seen["before"] = mine()
+        with _loop_priority(up):
+            seen["loop"] = mine()
+            child = threading.Thread(target=lambda: seen.__setitem__("child", mine()))
+            child.start()
+            child.join()
+        seen["after"] = mine()
+        with _loop_priority(-20):       # refused unless privileged: no exception
+            seen["low"] = mine()
+
+    t = threading.Thread(target=loop_thread)
+    t.start()
+    t.join()
+    assert seen["loop"] == seen["child"] == up
+    assert seen["after"] == seen["before"]
+    assert seen["low"] in (-20, seen["before"])
+    assert mine() == main

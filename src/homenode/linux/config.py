@@ -39,6 +39,7 @@ class DaemonConfig:
     manage_bound: bool = False
     log_format: str = "auto"
     state_file: str = "auto"      # "auto", "off" or a path: see docs/reliability.md
+    nice: int = -10               # the control loop's thread (copiers: page_mig_copier_nice)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,8 @@ def _daemon(t: Table) -> DaemonConfig:
         migration=t.choice("migration", d.migration, MIGRATION_MODES),
         manage_bound=t.bool("manage_bound", d.manage_bound),
         log_format=t.choice("log_format", d.log_format, LOG_FORMATS),
-        state_file=_state_file(t, d.state_file))
+        state_file=_state_file(t, d.state_file),
+        nice=t.int("nice", d.nice, lo=-20, hi=19))
     t.done()
     return cfg
 

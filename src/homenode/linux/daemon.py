@@ -9,12 +9,14 @@ run's files when asked.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,7 +82,35 @@ class TickCpu:
         return out
 
 
-def run(cfg: Config, *, duration: float = 0.0, once: bool = False, out: Path | None = None,
+@contextlib.contextmanager
+def _loop_priority(nice: int) -> Iterator[None]:
+    """The calling thread (the loop; threads it starts inherit it) at ``daemon.nice``
+    while the daemon runs, by default the copiers' -10: a tick is milliseconds of CPU,
+    but at the clients' priority it waits behind them (and behind the copiers it feeds)
+    on CPUs they keep busy, and the gap between ticks grows (docs/engine.md, "tick
+    gap").  The thread's own nice comes back after (``run`` may be called in-process)."""
+    tid = threading.get_native_id()
+    before = os.getpriority(os.PRIO_PROCESS, tid)
+    if nice != before:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except OSError as e:            # below 0 needs CAP_SYS_NICE: run at our own
+            log.info("cannot set the control loop's nice to %d: %s; running at %d",
+                     nice, e.strerror, before)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, tid, before)
+
+
+def run(cfg: Config, **kw: Any) -> RunOutcome:
+    """Run the daemon (``_run``'s arguments) with its loop at ``daemon.nice``."""
+    with _loop_priority(cfg.daemon.nice):
+        return _run(cfg, **kw)
+
+
+def _run(cfg: Config, *, duration: float = 0.0, once: bool = False, out: Path | None = None,
         plots: bool = True, stop: threading.Event | None = None, proc_root: str = "/proc",
         sys_root: str | Path = "/sys", cgroup_root: Path | None = None,
         recorders: Sequence[loop.Recorder] = (),
