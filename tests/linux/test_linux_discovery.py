@@ -120,6 +120,24 @@ def test_never_the_cgroup_homenode_runs_in(proc_copy: Path):
     assert [c.name for c in d.scan(0.0, [], []).cgroups] == ["pinned"]
 
 
+def test_a_process_seen_inside_its_exec_is_judged_again_after_it(proc_copy: Path):
+    # The kernel sets the new comm (begin_new_exec) before the new command line
+    # (create_elf_tables): a read in between sees the new comm and no command line,
+    # which once read as "a zombie or a kernel helper" for the life of the process.
+    cmdline = proc_copy / "200" / "cmdline"
+    cmdline.write_text("")
+    d, found = scan("[processes]\nauto = false\nvms = false\ncmdline = ['worker']", proc_copy)
+    assert found.processes == []
+    cmdline.write_text("/opt/worker\0--tag\0managed\0")
+    assert [(p.pid, p.start) for p in d.scan(1.0, [], []).processes] == [(200, 6000)]
+    # a zombie's empty command line is final
+    stat = proc_copy / "200" / "stat"
+    cmdline.write_text("")
+    stat.write_text(stat.read_text().replace(") R ", ") Z ").replace(") S ", ") Z "))
+    d, _ = scan("[processes]\nauto = false\nvms = false\ncmdline = ['worker']", proc_copy)
+    assert d._seen[200].start == 6000
+
+
 def test_a_process_seen_before_its_exec_is_judged_again_after_it(proc_copy: Path):
     # Regression (found by the QEMU churn scenario): discovery looked at pid 200 between
     # fork and exec, saw its parent's command line and rejected it for good.

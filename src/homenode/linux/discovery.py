@@ -164,9 +164,11 @@ class Discovery:
         r = self.rules
         if st.kernel_thread:
             return _Seen(st.starttime, _NEVER, "", False, 0, -1.0, st.comm)
+        unreadable = False
         try:
             argv = procfs.read_cmdline(self.proc, pid)
         except SysError as e:
+            unreadable = True
             if not (e.gone or isinstance(e, AccessDenied)):
                 # EIO, ENOMEM, EMFILE...: passing trouble; judged again next scan, not
                 # left unmanaged for the life of the process.
@@ -177,8 +179,12 @@ class Discovery:
         if pid in self._explicit and \
                 self._explicit_start.setdefault(pid, st.starttime) == st.starttime:
             verdict, why = _ALWAYS, "pid"
+        elif not line and not unreadable and st.state != "Z":
+            # inside an exec: the kernel sets the new comm before the new command line
+            # (begin_new_exec, then create_elf_tables); judged again next scan
+            return _Seen(-1, _NEVER, "", False, st.utime + st.stime, -1.0, st.comm)
         elif not argv or any(p.search(line) for p in r.exclude):
-            verdict, why = _NEVER, ""      # no command line: a zombie or a kernel helper
+            verdict, why = _NEVER, ""      # no command line: a zombie, or none we may read
         elif any(p.search(line) for p in r.cmdline):
             verdict, why = _ALWAYS, "cmdline"
         elif vm:
