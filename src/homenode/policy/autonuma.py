@@ -177,7 +177,6 @@ class AutoNumaPolicy:
         self.tasks: dict[str, Task] = {}
         self.last: float | None = None
         self.lb_failed = 0
-        self.dt = 0.0
         self.costs = Costs()
         # False: the tasks run where someone else puts them (a replay of a real
         # scheduler's moves, sim/calibration.py); only the memory side runs
@@ -193,7 +192,6 @@ class AutoNumaPolicy:
             return d
         dt = 0.0 if self.last is None else max(snap.time - self.last, 0.0)
         self.last = snap.time
-        self.dt = dt
         home = snap.home.copy()
         want = np.minimum(np.maximum(snap.demand, 0.0), snap.vectors().cpu_cap)
         self._fork_placement(snap, home, want, d)
@@ -214,7 +212,7 @@ class AutoNumaPolicy:
         moved: dict[int, int] = {}
         if self.moves_tasks:
             self._numa_migrate(snap, home, want, d, moved)
-            self._load_balance(snap, home, want, d, moved)
+            self._load_balance(snap, home, want, d, moved, dt)
         for i, dst in moved.items():
             self._moved(self.tasks[snap.clients[i].id], int(snap.home[i]), dst, snap.time)
         self._migrate_pages(snap, home, d)
@@ -399,7 +397,7 @@ class AutoNumaPolicy:
         return best
 
     def _load_balance(self, snap: Snapshot, home: np.ndarray, want: np.ndarray,
-                      d: Decision, moved: dict[int, int]) -> None:
+                      d: Decision, moved: dict[int, int], dt: float) -> None:
         """CFS between nodes: an overloaded node sheds tasks to nodes with idle CPUs;
         where none has room for one, it rotates a task to a less loaded node (_rotate)."""
         topo = snap.topology
@@ -426,10 +424,10 @@ class AutoNumaPolicy:
             shed = True
         self.lb_failed = self.lb_failed + 1 if failed else 0
         if not shed:
-            self._rotate(snap, home, want, load, d, moved)
+            self._rotate(snap, home, want, load, d, moved, dt)
 
     def _rotate(self, snap: Snapshot, home: np.ndarray, want: np.ndarray, load: np.ndarray,
-                d: Decision, moved: dict[int, int]) -> None:
+                d: Decision, moved: dict[int, int], dt: float) -> None:
         """CFS between an overloaded node and a less loaded one that has no room for a
         whole task (find_busiest_group's decision matrix: busiest overloaded, local
         fully busy: "force"; both overloaded: only when the busiest is LB_IMBALANCE_PCT
@@ -450,7 +448,7 @@ class AutoNumaPolicy:
         at the tick sees, the kernel's rate's lower bound.  Only one-vCPU clients rotate:
         the kernel moves a VM's vCPU threads one at a time, which the model (one home
         per client) cannot show without moving the whole VM."""
-        if self.dt <= 0:
+        if dt <= 0:
             return
         topo = snap.topology
         live = topo.cores > 0
@@ -473,7 +471,7 @@ class AutoNumaPolicy:
         imb = min((per[src] - avg) * topo.cores[src], (avg - per[dst]) * topo.cores[dst])
         if imb <= 1e-9:
             return
-        attempts = self.dt / (LB_INTERVAL_PER_CPU * topo.cores[live].sum() * LB_BUSY_FACTOR)
+        attempts = dt / (LB_INTERVAL_PER_CPU * topo.cores[live].sum() * LB_BUSY_FACTOR)
         on_src = np.flatnonzero((home == src) & snap.managed & (want > 0))
         preferring = sum(1 for i in on_src
                          if getattr(self.tasks.get(snap.clients[i].id), "preferred", -1) == src)
