@@ -13,9 +13,10 @@ the most net of its cost wins; where none pays the client stays by its memory, a
 
 A first placement is not a home change: whichever node it picks it sets one home, so
 ``payoff`` charges it no fixed per-move overhead.  And a client whose resident pages
-follow within one rebalance period at the paced rate is placed by headroom alone: its
-memory is home before the policy next looks.  On a saturated host, where no node gains
-total work, weighing those few pages kept every arrival on the node they landed on.
+follow within one rebalance period at the paced rate, and that has no room on their
+node, is placed by headroom alone (the nearest of the best): its memory is home before
+the policy next looks.  On a saturated host, where no node gains total work, weighing
+those few pages kept every arrival on the node they landed on.
 """
 
 from __future__ import annotations
@@ -61,13 +62,17 @@ class Adopter:
         if better.size == 0:
             return Adopted(stay, "stays by its memory: no node has more headroom")
         resident = int(snap.pages[i].sum())
-        if resident < self.s.page_mig_rate_max * self.s.rebalance_period:
-            # pages that have followed by the next rebalance are not worth staying by: on
-            # a saturated host, where no node gains work, they would pile every arrival
-            # onto one node
-            k = int(better[np.argmax(score[better])])
-            return Adopted(k, f"its {resident} resident pages follow within one rebalance period: "
-                              f"node {k} has the most headroom")
+        topo = snap.topology
+        if (resident < self.s.page_mig_rate_max * self.s.rebalance_period
+                and used[stay] + cpu > topo.cores[stay] + 1e-9):
+            # No room by its pages, and pages that have followed by the next rebalance
+            # are not worth staying by: where every node is busy no placement gains work,
+            # and weighing them would pile every arrival onto the node they landed on.
+            top = better[score[better] >= score[better].max() - 1e-9]
+            k = int(top[np.argmin(topo.distance[stay, top])])
+            return Adopted(k, f"no room on node {stay}, and its {resident} resident pages "
+                              f"follow within one rebalance period: node {k} has the most "
+                              f"headroom")
         v = self._view(i, stay, used, cpu)
         m = make_moves(v, Reason.INITIAL, np.full(better.size, i), stay, better)
         p = payoff(v, m)
