@@ -259,3 +259,18 @@ def test_a_found_process_is_placed_by_its_memory_within_the_socket():
     rows[0]["demand"] = 0.5
     d = EsxiPolicy().decide(snap(t, rows, 0.0))
     assert [(m.client, m.dst) for m in moves(d)] == [("new", 0)]
+
+
+def test_a_found_client_with_few_pages_and_no_room_goes_to_the_nearest_free_node():
+    # Regression (QEMU scenario e): node 0, holding its pages, is full; nodes 1-3 have
+    # the same free CPU, and node 1 (same socket) a little less free memory than 2-3
+    # (as real nodes differ): that little must not send it across the sockets.
+    from homenode.model import Topology
+    dist = np.array([[10, 12, 32, 32], [12, 10, 32, 32], [32, 32, 10, 12], [32, 32, 12, 10]])
+    t = Topology.uniform(4, 1.0, 8 << 30, distance=dist)
+    rows = [dict(id="busy", home=0, demand=1.0, vcpus=1, pages=[10, 0, 0, 0]),
+            dict(id="idle", home=1, demand=0.0, vcpus=1, pages=[0, 5000, 0, 0]),
+            dict(id="new", demand=1.0, vcpus=1, pages=[100, 0, 0, 0])]
+    d = EsxiPolicy().decide(snap(t, rows, 0.0))
+    assert [(m.client, m.dst) for m in moves(d)] == [("new", 1)]
+    assert "no room on node 0" in d.actions[0].detail
