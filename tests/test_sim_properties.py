@@ -1,7 +1,7 @@
 """Invariants of the simulated host under arbitrary workloads and arbitrary actions."""
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from homenode.model import MigratePages, Reason, SetHome
@@ -46,9 +46,16 @@ action_st = st.tuples(st.integers(0, 7), st.sampled_from(["home", "pages"]),
                       st.integers(0, 400_000))
 
 
+_ONE_MIB = {"vcpus": 1, "mem_mib": 1, "limit": 1.0, "res": 0.0, "start": 0.0, "cpu": 0.0}
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(client_st, min_size=1, max_size=8), st.integers(1, 4),
        st.lists(st.lists(action_st, max_size=4), min_size=1, max_size=12))
+# found by hypothesis: all 256 pages of a client on node 0 to node 1 and one more to node 2
+# in the same tick took its pages on node 0 to -1
+@example([_ONE_MIB] * 5, 1, [[], [(0, "home", 0, 0, 0), (0, "pages", 0, 1, 256),
+                                  (0, "pages", 0, 2, 1)]])
 def test_host_invariants(clients, mem_gib, rounds):
     sc = parse(scenario_text(clients, mem_gib), "prop.toml")
     host = SimHost(sc)

@@ -373,7 +373,8 @@ class SimHost:
         move = np.floor(req * scale).astype(np.int64)
         free = self.topo.mem_pages - self.pages.sum(axis=0)
         for k, (i, s, d) in enumerate(keys):
-            n = int(min(move[k], max(free[d], 0)))
+            # moves of one client from one node to several others share its pages there
+            n = int(min(move[k], max(free[d], 0), self.pages[i, s]))
             if n > 0:
                 self.pages[i, s] -= n
                 self.pages[i, d] += n
