@@ -68,8 +68,8 @@ class Adopter:
             # No room by its pages, and pages that have followed by the next rebalance
             # are not worth staying by: where every node is busy no placement gains work,
             # and weighing them would pile every arrival onto the node they landed on.
-            # the most CPU headroom, then the nearest, then the most memory: the free
-            # memory of real nodes differs by a little everywhere and would decide alone
+            # Most free CPU first, then the nearest, then the most memory: free memory
+            # differs a little on every real node and would otherwise decide alone.
             cpu_free = (topo.cores - used)[better] / np.maximum(topo.cores[better], 1e-9)
             top = better[cpu_free >= cpu_free.max() - 1e-9]
             k = int(top[np.lexsort((-score[top], topo.distance[stay, top]))[0]])
