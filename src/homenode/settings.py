@@ -128,6 +128,12 @@ class Settings:
         "34 cases of its tuning set): 0.25 -> 0.5 changed 6 cases (3 up, up to +1.5 % of "
         "the bound; 3 down, at most -0.16 %), cut the GiB copied from 1686 to 1467 and "
         "left no case more than 0.3 % behind static; 1.0 was no better.", 0.0, 100.0)
+    cost_regret: bool = _s(
+        True, "bool", "(none)",
+        "A move refused as not paying is made once the work its client has lost while "
+        "waiting reaches the move's one-off cost (the ski-rental break-even; "
+        "policy/payoff.py regret_pays): a condition the forecast reads as passing but "
+        "that lasts costs at most one move's price more."),
     cost_horizon: float = _s(
         600.0, "s", "(none)",
         "Longest stay a move is credited with, however steady the clients look: "

@@ -37,6 +37,7 @@ class EsxiPolicy:
         self._imbalanced_for = 0
         self._forecast = Forecaster()
         self._deficit = Counter(0.0)
+        self._waited = Counter(0.0)
         self._changes = ChangeTimes(self.s.home_change_limit)
         self._lat: tuple | None = None
         self._ids: tuple[tuple, list[str]] = ((), [])
@@ -72,6 +73,7 @@ class EsxiPolicy:
                      if isinstance(a, SetHome) and a.reason is not Reason.INITIAL]
             if moved:
                 self._changes.record(snap.clients, moved, snap.time)
+            self._wait(view, moved)
 
         dt = None if self._last_call is None else snap.time - self._last_call
         self._last_call = snap.time
@@ -122,7 +124,22 @@ class EsxiPolicy:
             spread=spread.copy(),
             node_spread=np.bincount(home[placed], spread[placed], topo.n).astype(float),
             node_trend=np.bincount(home[placed], trend[placed], topo.n).astype(float),
-            deficit=deficit, changes=self._changes.oldest(snap.clients))
+            deficit=deficit, changes=self._changes.oldest(snap.clients),
+            waited=self._waited.get(snap.clients),
+            priced=np.full(len(snap.clients), -np.inf))
+
+    def _wait(self, v: View, moved: list[int]) -> None:
+        """Charge each client the work its best priced move would have gained this
+        period; a client with no move that gains, or that just moved, starts again.
+        A client none of whose moves was priced (a cheaper rule stopped them) keeps
+        what it has: the condition has not been seen to end."""
+        w = v.waited
+        seen = np.isfinite(v.priced)
+        w[:] = np.where(seen, np.where(v.priced > 0.0, w + v.priced * self.s.rebalance_period,
+                                       0.0), w)
+        w[v.home < 0] = 0.0
+        if moved:
+            w[moved] = 0.0
 
     def _client_ids(self, clients: tuple) -> list[str]:
         # hosts reuse one clients tuple while the set is unchanged (history.Aligned)

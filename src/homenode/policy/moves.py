@@ -49,6 +49,10 @@ class View:
     deficit: np.ndarray = None     # per client: core-s short of entitlement since owed
     changes: np.ndarray = None     # per client: time of the home_change_limit-th last
                                    # home change (-inf: fewer so far)
+    waited: np.ndarray = None      # per client: core-s lost while its best move was
+                                   # refused as not paying (``payoff.regret_pays``)
+    priced: np.ndarray = None      # per client: best gain rate priced this period, cores
+                                   # (-inf: none priced)
     peaks_known: bool = True   # a whole affinity_peak_window has been observed
     imbalanced_for: int = 1    # periods in a row the nodes needed balance, this one included
 

@@ -168,7 +168,29 @@ def does_not_pay(v: View, m: Moves) -> np.ndarray:
     paced rate, the copy's CPU, and the expected cost of moving back)."""
     if not v.s.cost_benefit_enable:
         return np.zeros(m.idx.size, bool)
-    return ~payoff(v, m).pays
+    p = payoff(v, m)
+    if v.priced is not None:
+        np.maximum.at(v.priced, m.idx, p.rate)
+    return ~(p.pays | regret_pays(v, m, p))
+
+
+def regret_pays(v: View, m: Moves, p: Payoff) -> np.ndarray:
+    """The move has already been paid for by waiting: the work the client lost while
+    its best move was refused (``View.waited``, core-seconds) has reached what this
+    one costs once (remote accesses while its memory follows and the copy's CPU).
+
+    The forecast's expected stay is a guess; this is the break-even rule of ski rental,
+    which needs none: wait while the loss so far is below the price of moving, then
+    move.  Whatever the conditions go on to do, it loses at most twice what knowing
+    their length in advance would (Karlin et al., 1988), so a condition that outlasts
+    every forecast -- a level shift the forecaster still reads as wander -- costs at
+    most one more move's price."""
+    if v.waited is None or not v.s.cost_regret:
+        return np.zeros(m.idx.size, bool)
+    w = v.waited[m.idx]
+    if m.swaps:
+        w = np.maximum(w, np.where(m.partner >= 0, v.waited[np.maximum(m.partner, 0)], 0.0))
+    return (p.rate > MIN_SLACK) & (w >= p.remote + p.copy_cpu)
 
 
 def rotation_does_not_repay(v: View, m: Moves) -> np.ndarray:
