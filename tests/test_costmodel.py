@@ -1,5 +1,7 @@
 """The shared cost arithmetic (costmodel.py) and the cost-benefit rule built on it."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -161,3 +163,34 @@ def test_no_client_changes_home_more_than_the_limit_in_the_window():
     assert len(_changes_of_x(Settings(home_change_limit=0))) == 10     # no limit
     capped = _changes_of_x(Settings(home_change_limit=3, home_change_window=600.0))
     assert capped == [100.0, 160.0, 220.0]
+
+
+def _first_move(settings, periods=60):
+    """(time of the first home change, its detail) for a node overcommitted for good
+    whose move the forecast never credits with more than ``cost_horizon`` of stay."""
+    rows = [dict(id="a", home=0, demand=6.0, vcpus=6, pages=[8 * GIB // PAGE_SIZE, 0]),
+            dict(id="b", home=0, demand=6.0, vcpus=6, pages=[8 * GIB // PAGE_SIZE, 0]),
+            dict(id="c", home=1, demand=1.0, pages=[0, GIB // PAGE_SIZE])]
+    pol = EsxiPolicy(settings)
+    refused = 0
+    for k in range(periods):
+        t = 100.0 + 2.0 * k
+        d = pol.decide(snap(topo(2), rows, t))
+        moved = [a for a in d.actions if isinstance(a, SetHome)]
+        if moved:
+            return t, refused, moved[0].detail
+        refused += any(c.verdict == "does_not_pay" for c in d.considered)
+    return None, refused, ""
+
+
+def test_a_refused_move_is_made_once_waiting_has_cost_what_it_costs():
+    short = dict(balance_persistence=1, cost_horizon=4.0)
+    t, refused, detail = _first_move(Settings(**short))
+    # refused while the work lost waiting was below the move's price, then made
+    assert t is not None and refused >= 3
+    lost, price = (float(x) for x in re.search(
+        r"lost ([\d.]+) core-s waiting, of ([\d.]+) that moving costs", detail).groups())
+    assert lost >= price > 0
+    # without the rule the forecast alone decides: never
+    t_off, refused_off, _ = _first_move(Settings(**short, cost_regret=False))
+    assert t_off is None and refused_off == 60

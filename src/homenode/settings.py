@@ -133,7 +133,7 @@ class Settings:
         "A move refused as not paying is made once the work its client has lost while "
         "waiting reaches the move's one-off cost (the ski-rental break-even; "
         "policy/payoff.py regret_pays): a condition the forecast reads as passing but "
-        "that lasts costs at most one move's price more."),
+        "that lasts costs at most one move's price more.")
     cost_horizon: float = _s(
         600.0, "s", "(none)",
         "Longest stay a move is credited with, however steady the clients look: "

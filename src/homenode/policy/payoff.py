@@ -187,10 +187,16 @@ def regret_pays(v: View, m: Moves, p: Payoff) -> np.ndarray:
     most one more move's price."""
     if v.waited is None or not v.s.cost_regret:
         return np.zeros(m.idx.size, bool)
+    return (p.rate > MIN_SLACK) & (regret_waited(v, m) >= p.remote + p.copy_cpu)
+
+
+def regret_waited(v: View, m: Moves) -> np.ndarray:
+    """Core-seconds the candidate's client (or a swap's partner, whichever more) has
+    lost waiting for a move."""
     w = v.waited[m.idx]
     if m.swaps:
         w = np.maximum(w, np.where(m.partner >= 0, v.waited[np.maximum(m.partner, 0)], 0.0))
-    return (p.rate > MIN_SLACK) & (w >= p.remote + p.copy_cpu)
+    return w
 
 
 def rotation_does_not_repay(v: View, m: Moves) -> np.ndarray:
@@ -234,7 +240,14 @@ def arithmetic(v: View, m: Moves, k: int, verdict: str) -> str:
         return ""
     if m.reason is Reason.FAIRNESS:
         return fairness_text(v, m, k)
-    return payoff(v, m).text(k)
+    p = payoff(v, m)
+    text = p.text(k)
+    if v.waited is not None and v.s.cost_regret and m.reason is not Reason.INITIAL:
+        w = float(regret_waited(v, m)[k])
+        if w > 0.0:
+            text += (f"; lost {w:.1f} core-s waiting, of "
+                     f"{p.remote[k] + p.copy_cpu[k]:.1f} that moving costs")
+    return text
 
 
 def fairness_text(v: View, m: Moves, k: int) -> str:
