@@ -52,6 +52,7 @@ class Payoff:
     gib: np.ndarray       # GiB to copy
     copy_s: np.ndarray    # s until the memory has followed
     margin: float
+    noise: np.ndarray     # cores: one period's forecast error of the two nodes' demand
 
     @property
     def gain(self) -> np.ndarray:
@@ -157,7 +158,7 @@ def payoff(v: View, m: Moves) -> Payoff:
     moves = np.where(has, 2.0, 1.0) * overhead
     copy_cpu = copy_cpu + moves
     back = np.clip(1.0 - stay / s.cost_horizon, 0.0, 1.0) * (remote + copy_cpu)
-    p = Payoff(rate, stay, remote, copy_cpu, back, gib, secs, s.cost_margin)
+    p = Payoff(rate, stay, remote, copy_cpu, back, gib, secs, s.cost_margin, np.sqrt(sigma2))
     m._payoff = p
     return p
 
@@ -170,7 +171,8 @@ def does_not_pay(v: View, m: Moves) -> np.ndarray:
         return np.zeros(m.idx.size, bool)
     p = payoff(v, m)
     if v.priced is not None:
-        np.maximum.at(v.priced, m.idx, p.rate)
+        # what not moving loses beyond what one period's noise explains
+        np.maximum.at(v.priced, m.idx, p.rate - p.noise)
     return ~(p.pays | regret_pays(v, m, p))
 
 
@@ -232,13 +234,36 @@ def rotation_need(v: View, m: Moves) -> np.ndarray:
     return np.maximum(v.s.fairness_price * rotation_copy(v, m), slack)
 
 
+def fairness_would_undo(v: View, m: Moves) -> np.ndarray:
+    """The move takes a client that long-term fairness owes a rotation -- behind its
+    entitlement (less how far its swap partner is) by more than ``fairness_slack`` of
+    its entitlement over ``cost_horizon``, all that a rotation back needs while its
+    memory has barely followed -- to a node more crowded than the one it leaves:
+    fairness would move it back as soon as ``min_residence`` allows, and the two rules
+    would pass it back and forth, copying its memory each time.  The same for a swap's
+    partner."""
+    if not v.s.cost_benefit_enable or v.s.lterm_fairness_interval <= 0:
+        return np.zeros(m.idx.size, bool)
+    has = m.partner >= 0
+    j = np.maximum(m.partner, 0)
+    # just after the move its memory has barely followed, so the rotation back costs
+    # little: it needs only its floor (rotation_need's fairness_slack term)
+    floor = v.s.fairness_slack * v.s.cost_horizon
+    lead = v.deficit[m.idx] - np.where(has, v.deficit[j], 0.0)
+    worse_i = m.load_dst_after > v.loads[m.src] + 1e-12
+    worse_j = has & (m.load_src_after > v.loads[m.dst] + 1e-12)
+    return ((worse_i & (lead > floor * v.ent[m.idx]))
+            | (worse_j & (-lead > floor * np.where(has, v.ent[j], 0.0))))
+
+
 def arithmetic(v: View, m: Moves, k: int, verdict: str) -> str:
     """The cost-benefit arithmetic of candidate k, for ``explain``: worked out for moves
     that passed every rule or were stopped by this one ("" otherwise)."""
     if not v.s.cost_benefit_enable or verdict not in ("", "does_not_pay",
-                                                      "rotation_does_not_repay"):
+                                                      "rotation_does_not_repay",
+                                                      "fairness_would_undo"):
         return ""
-    if m.reason is Reason.FAIRNESS:
+    if m.reason is Reason.FAIRNESS or verdict == "fairness_would_undo":
         return fairness_text(v, m, k)
     p = payoff(v, m)
     text = p.text(k)

@@ -27,12 +27,17 @@ import numpy as np
 from homenode.model import Considered, Decision, Reason, SetHome
 from homenode.policy.fairness import FAIRNESS_FILTERS, fairness_candidates
 from homenode.policy.moves import NONE, Moves, View, concat, make_moves, movable
-from homenode.policy.payoff import arithmetic, does_not_pay, rotation_does_not_repay
+from homenode.policy.payoff import (
+    arithmetic,
+    does_not_pay,
+    fairness_would_undo,
+    rotation_does_not_repay,
+)
 from homenode.policy.rules import FILTERS, Filter, locality_gain, score
 from homenode.policy.swaps import swap_candidates, swap_filters
 
 EXPLAIN_KEEP = 24   # alternatives kept per period for `explain`
-COSTLY = (does_not_pay, rotation_does_not_repay)   # run on the survivors only
+COSTLY = (does_not_pay, rotation_does_not_repay, fairness_would_undo)   # on survivors only
 
 __all__ = ["FILTERS", "NONE", "Moves", "View", "make_moves", "movable", "rebalance"]
 
@@ -179,25 +184,28 @@ def evaluate(v: View, batches: list[Moves], notes: list[tuple[float, Note]],
             chain = filters[m.reason]
         # which rule stopped each candidate: 0 none yet, else its place in the chain + 1
         stop = np.zeros(m.idx.size, np.int8)
-        priced: tuple[Moves, np.ndarray] | None = None   # the batch the arithmetic saw
-        priced_rule = 0
+        priced: tuple[Moves, np.ndarray, np.ndarray] | None = None   # what the arithmetic saw
+        priced_rules = {0}
         for rule, f in enumerate(chain, start=1):
             alive = stop == 0
             if not alive.any():
                 break
             if f in COSTLY:
-                # the arithmetic only for the candidates every cheaper rule let through
-                priced = (m.take(alive), np.cumsum(alive) - 1)
-                priced_rule = rule
+                # the arithmetic only for the candidates every cheaper rule let through,
+                # worked out once: a later costly rule reads the same batch
+                if priced is None:
+                    priced = (m.take(alive), np.cumsum(alive) - 1, alive)
                 hit = np.zeros(m.idx.size, bool)
-                hit[alive] = f(v, priced[0])
+                hit[priced[2]] = f(v, priced[0])
+                hit &= alive
+                priced_rules.add(rule)
             else:
                 hit = f(v, m) & alive
             stop[hit] = rule
         names = ("", *(f.__name__ for f in chain))
         for k in _kept(m, sc, stop, _best_per_group(m, sc, 3)):
             at = None
-            if priced is not None and stop[k] in (0, priced_rule):
+            if priced is not None and int(stop[k]) in priced_rules:
                 at = (v, priced[0], int(priced[1][k]))
             notes.append((float(sc[k]), Note(float(sc[k]), v.ids[m.idx[k]], int(m.src[k]),
                                              int(m.dst[k]), m.reason, names[stop[k]], at)))

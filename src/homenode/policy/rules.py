@@ -14,7 +14,7 @@ import numpy as np
 from homenode.model import Reason
 from homenode.policy.groupgain import affinity_gain, closeness_gain
 from homenode.policy.moves import Moves, View, cell, with_partner
-from homenode.policy.payoff import does_not_pay, payoff
+from homenode.policy.payoff import does_not_pay, fairness_would_undo, payoff
 
 FAIRNESS_URGENCY = 10.0   # score per period a client has been owed CPU
 
@@ -125,7 +125,8 @@ Filter = Callable[[View, Moves], np.ndarray]
 COMMON: tuple[Filter, ...] = (too_soon, changed_too_often, outside_allowed_nodes,
                                breaks_reservation)
 FILTERS: dict[Reason, tuple[Filter, ...]] = {
-    Reason.BALANCE: (*COMMON, would_thrash, gain_below_mig_threshold, does_not_pay),
+    Reason.BALANCE: (*COMMON, would_thrash, gain_below_mig_threshold, does_not_pay,
+                     fairness_would_undo),
     Reason.LOCALITY: (*COMMON, locality_gain_too_small, no_net_benefit, peaks_unknown,
                       over_core_cap, creates_imbalance, does_not_pay),
     Reason.AFFINITY: (*COMMON, no_net_benefit, peaks_unknown, over_core_cap,

@@ -18,7 +18,7 @@ import numpy as np
 
 from homenode.model import Reason
 from homenode.policy.moves import Moves, View, make_moves, movable
-from homenode.policy.payoff import does_not_pay
+from homenode.policy.payoff import does_not_pay, fairness_would_undo
 from homenode.policy.rules import (
     COMMON,
     creates_imbalance,
@@ -31,7 +31,7 @@ from homenode.policy.rules import (
 )
 
 LOAD_SWAP_FILTERS = (*COMMON, swapped_recently, would_thrash, gain_below_mig_threshold,
-                     does_not_pay)
+                     does_not_pay, fairness_would_undo)
 LOCALITY_SWAP_FILTERS = (*COMMON, swapped_recently, locality_gain_too_small, no_net_benefit,
                          over_core_cap, creates_imbalance, does_not_pay)
 
