@@ -274,3 +274,30 @@ def test_a_found_client_with_few_pages_and_no_room_goes_to_the_nearest_free_node
     d = EsxiPolicy().decide(snap(t, rows, 0.0))
     assert [(m.client, m.dst) for m in moves(d)] == [("new", 1)]
     assert "no room on node 0" in d.actions[0].detail
+
+
+def test_a_swap_that_fairness_would_undo_is_not_made():
+    from homenode.policy.load import client_vectors, entitlements
+    from homenode.policy.moves import make_moves
+    from homenode.policy.payoff import fairness_would_undo
+
+    s = Settings(balance_min_load=0.0, balance_persistence=1)
+    sn = snap(topo(2), [dict(id="a", home=0, demand=7.0, pages=[P, 0]),
+                        dict(id="b", home=0, demand=2.0, pages=[P, 0]),
+                        dict(id="c", home=1, demand=3.0, pages=[0, P])])
+    cap, shares, res = client_vectors(sn)
+    ent = entitlements(sn, cap, shares, res)
+    v = EsxiPolicy(s)._view(sn, sn.home.copy(), ent, ent, cap, res)
+    # loads 0.9 / 0.3; swapping a (0 -> 1) with c (1 -> 0) leaves 0.5 / 0.7: c goes
+    # to a busier node than the one it leaves
+    swap = make_moves(v, Reason.SWAP, np.array([0]), 0, 1, np.array([2]))
+    floor = s.fairness_slack * s.cost_horizon * 3.0     # c's rotation back needs this
+    v.deficit[:] = [0.0, 0.0, floor - 1.0]
+    assert not fairness_would_undo(v, swap)[0]
+    v.deficit[:] = [0.0, 0.0, floor + 1.0]
+    assert fairness_would_undo(v, swap)[0]
+    v.deficit[:] = [floor, 0.0, 2 * floor - 1.0]          # behind a by less than the floor
+    assert not fairness_would_undo(v, swap)[0]
+    # moving b alone leaves b on a node less busy than the one it leaves
+    v.deficit[:] = [0.0, 10 * floor, 0.0]
+    assert not fairness_would_undo(v, make_moves(v, Reason.BALANCE, np.array([1]), 0, 1))[0]
