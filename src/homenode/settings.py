@@ -44,7 +44,10 @@ class Settings:
     mig_threshold: float = _s(
         0.02, "fraction", "Numa.MigThreshold = 2 %",
         "A move must cut the imbalance by at least this much, so tiny gains never pay "
-        "for the memory they strand.", 0.0, 10.0)
+        "for the memory they strand -- unless it puts idle cores to work, which on more "
+        "than two nodes a move between two middle nodes does without changing the "
+        "imbalance; with cost_benefit_enable such a move is weighed by its cost.",
+        0.0, 10.0)
     mig_thrash_threshold: float = _s(
         0.50, "fraction", "Numa.MigThrashThreshold = 50 %",
         "The imbalance after a move must be at most this fraction of the imbalance before, "
@@ -131,7 +134,8 @@ class Settings:
     cost_regret: bool = _s(
         True, "bool", "(none)",
         "A move refused as not paying is made once the work its client has lost while "
-        "waiting reaches the move's one-off cost (the ski-rental break-even; "
+        "waiting (its best move's gain rate less one period's forecast error, each "
+        "period) reaches the move's one-off cost (the ski-rental break-even; "
         "policy/payoff.py regret_pays): a condition the forecast reads as passing but "
         "that lasts costs at most one move's price more.")
     cost_horizon: float = _s(
