@@ -14,7 +14,7 @@ import numpy as np
 from homenode.model import Reason
 from homenode.policy.groupgain import affinity_gain, closeness_gain
 from homenode.policy.moves import Moves, View, cell, with_partner
-from homenode.policy.payoff import MIN_SLACK, does_not_pay, fairness_would_undo, payoff
+from homenode.policy.payoff import does_not_pay, fairness_would_undo, payoff
 
 FAIRNESS_URGENCY = 10.0   # score per period a client has been owed CPU
 
@@ -82,30 +82,8 @@ def would_thrash(v: View, m: Moves) -> np.ndarray:
 
 
 def gain_below_mig_threshold(v: View, m: Moves) -> np.ndarray:
-    """The move cuts the imbalance by less than ``mig_threshold`` -- and, with the
-    cost-benefit test on, does not put idle cores to work either.
-
-    The imbalance is the spread between the busiest and the idlest node, so on more
-    than two nodes a move between two others barely changes it, however much CPU it
-    puts to use: with two nodes overcommitted, a swap that fills a third node's idle
-    cores from a fourth's overflow cuts it by less than the threshold.  Such a move
-    goes on to ``does_not_pay``, which weighs the work."""
-    low = m.gain < v.s.mig_threshold
-    if not v.s.cost_benefit_enable or not low.any():
-        return low
-    return low & (_cores_put_to_work(v, m) < MIN_SLACK)
-
-
-def _cores_put_to_work(v: View, m: Moves) -> np.ndarray:
-    """Cores of entitled demand the pair of nodes delivers after the move less before
-    (demand above a node's cores is not delivered)."""
-    de = v.ent[m.idx] - with_partner(v.ent, m)
-    a, b = m.src, m.dst
-    ca, cb = v.cores[a], v.cores[b]
-    wa, wb = v.loads[a] * ca, v.loads[b] * cb
-    before = np.minimum(wa, ca) + np.minimum(wb, cb)
-    after = np.minimum(wa - de, ca) + np.minimum(wb + de, cb)
-    return after - before
+    """The move cuts the imbalance by less than ``mig_threshold``."""
+    return m.gain < v.s.mig_threshold
 
 
 def over_core_cap(v: View, m: Moves) -> np.ndarray:
