@@ -44,10 +44,7 @@ class Settings:
     mig_threshold: float = _s(
         0.02, "fraction", "Numa.MigThreshold = 2 %",
         "A move must cut the imbalance by at least this much, so tiny gains never pay "
-        "for the memory they strand -- unless it puts idle cores to work, which on more "
-        "than two nodes a move between two middle nodes does without changing the "
-        "imbalance; with cost_benefit_enable such a move is weighed by its cost.",
-        0.0, 10.0)
+        "for the memory they strand.", 0.0, 10.0)
     mig_thrash_threshold: float = _s(
         0.50, "fraction", "Numa.MigThrashThreshold = 50 %",
         "The imbalance after a move must be at most this fraction of the imbalance before, "
