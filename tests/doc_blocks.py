@@ -3,7 +3,8 @@
 Convention (docs/contributing section of the README): commands go in ```sh blocks; every
 line of such a block that starts with `homenode ` or `make ` is run, in order, by one
 shell in a fresh temporary directory. `<!-- doc-test: skip REASON -->` on the line right
-before the fence exempts a block that cannot run in a test (root on a real host, QEMU).
+before the fence exempts a block that cannot run in a test (root on a real host, QEMU);
+`<!-- doc-test: needs-traces -->` skips one that reads the real traces where they are absent.
 Output goes in ```text blocks, which are never run.  The directory has links to the
 checkout's packaging/, dashboards/ and src/.
 """
@@ -20,6 +21,8 @@ RUN_PREFIXES = ("homenode ", "make ")
 # convention, so a doc can say `homenode check packaging/homenode.toml`.
 LINKED = ("packaging", "dashboards", "src")
 SKIP = re.compile(r"<!--\s*doc-test:\s*skip\s+(?P<reason>.+?)\s*-->")
+# a block that reads the real traces: skipped, not failed, where they are absent
+NEEDS_TRACES = re.compile(r"<!--\s*doc-test:\s*needs-traces\s*-->")
 FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[\w+-]*)\s*$")
 
 
@@ -30,6 +33,7 @@ class Block:
     lang: str
     body: list[str]
     skip: str | None        # the reason given by a doc-test: skip marker
+    needs_traces: bool = False   # a doc-test: needs-traces marker
 
     @property
     def id(self) -> str:
@@ -60,7 +64,8 @@ def blocks(path: Path) -> list[Block]:
             i += 1
         prev = next((ln for ln in reversed(lines[:start]) if ln.strip()), "")
         skip = SKIP.search(prev)
-        out.append(Block(path, start + 1, m["lang"], body, skip["reason"] if skip else None))
+        out.append(Block(path, start + 1, m["lang"], body, skip["reason"] if skip else None,
+                         bool(NEEDS_TRACES.search(prev))))
         i += 1
     return out
 

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import traces_missing
 from homenode import loop
 from homenode.policy import make_policy
 from homenode.policy.optimal import SOLVER_THREADS, OptimalPolicy, hints_for
@@ -121,6 +122,8 @@ def run_policy(sc, policy: str, duration: float) -> SimHost:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", scenarios.builtin_names())
 def test_the_bound_holds_on_every_builtin_scenario(name):
+    if traces_missing(name):
+        pytest.skip(traces_missing(name))
     sc = scenarios.load(name)
     for policy in POLICIES:
         # 120 s of each: the bound holds tick by tick, a longer run adds little

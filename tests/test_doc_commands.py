@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from doc_blocks import LINKED, ROOT, all_blocks, script
+from helpers import traces_missing
 
 BLOCKS = all_blocks()
 RUNNABLE = [b for b in BLOCKS if b.lang == "sh" and b.commands()]
@@ -44,6 +45,8 @@ def test_the_harness_finds_the_commands():
 def test_doc_block_runs(block, tmp_path: Path):
     if block.skip:
         pytest.skip(block.skip)
+    if block.needs_traces and traces_missing():
+        pytest.skip(traces_missing())
     venv_bin = Path(sys.executable).parent
     for name in LINKED:
         (tmp_path / name).symlink_to(ROOT / name)
