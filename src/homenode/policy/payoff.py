@@ -34,7 +34,7 @@ import numpy as np
 from homenode.costmodel import expected_delivered, memory_efficiency, remote_seconds
 from homenode.model import Reason
 from homenode.policy.groupgain import affinity_gain
-from homenode.policy.moves import Moves, View
+from homenode.policy.moves import Moves, View, with_partner
 from homenode.units import GIB, PAGE_SIZE
 
 MIN_SLACK = 0.05   # cores: a slack below this is erased by noise at once
@@ -195,10 +195,7 @@ def regret_pays(v: View, m: Moves, p: Payoff) -> np.ndarray:
 def regret_waited(v: View, m: Moves) -> np.ndarray:
     """Core-seconds the candidate's client (or a swap's partner, whichever more) has
     lost waiting for a move."""
-    w = v.waited[m.idx]
-    if m.swaps:
-        w = np.maximum(w, np.where(m.partner >= 0, v.waited[np.maximum(m.partner, 0)], 0.0))
-    return w
+    return np.maximum(v.waited[m.idx], with_partner(v.waited, m))
 
 
 def rotation_does_not_repay(v: View, m: Moves) -> np.ndarray:
@@ -244,16 +241,14 @@ def fairness_would_undo(v: View, m: Moves) -> np.ndarray:
     partner."""
     if not v.s.cost_benefit_enable or v.s.lterm_fairness_interval <= 0:
         return np.zeros(m.idx.size, bool)
-    has = m.partner >= 0
-    j = np.maximum(m.partner, 0)
     # just after the move its memory has barely followed, so the rotation back costs
     # little: it needs only its floor (rotation_need's fairness_slack term)
     floor = v.s.fairness_slack * v.s.cost_horizon
-    lead = v.deficit[m.idx] - np.where(has, v.deficit[j], 0.0)
+    lead = behind(v, m)
     worse_i = m.load_dst_after > v.loads[m.src] + 1e-12
-    worse_j = has & (m.load_src_after > v.loads[m.dst] + 1e-12)
+    worse_j = (m.partner >= 0) & (m.load_src_after > v.loads[m.dst] + 1e-12)
     return ((worse_i & (lead > floor * v.ent[m.idx]))
-            | (worse_j & (-lead > floor * np.where(has, v.ent[j], 0.0))))
+            | (worse_j & (-lead > floor * with_partner(v.ent, m))))
 
 
 def arithmetic(v: View, m: Moves, k: int, verdict: str) -> str:
