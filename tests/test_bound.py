@@ -1,4 +1,7 @@
-"""The true upper bound (sim/bound.py): the max flow is right, and no policy beats it."""
+"""The true upper bound (sim/bound.py): the max flow and the whole-home bound are right,
+and no policy beats them."""
+
+import itertools
 
 import highspy
 import numpy as np
@@ -8,11 +11,12 @@ from hypothesis import strategies as st
 
 from helpers import traces_missing
 from homenode import loop
+from homenode.highs import SOLVER_THREADS
 from homenode.policy import make_policy
-from homenode.policy.optimal import SOLVER_THREADS, OptimalPolicy, hints_for
+from homenode.policy.optimal import OptimalPolicy, hints_for
 from homenode.settings import Settings
 from homenode.sim import scenario as scenarios
-from homenode.sim.bound import cut_masks, tick_bound
+from homenode.sim.bound import WholeHomeBound, cut_masks, tick_bound
 from homenode.sim.host import SimClock, SimHost
 from homenode.sim.scenario import parse
 from homenode.simulation import simulate
@@ -49,15 +53,21 @@ def lp_max_flow(want: np.ndarray, cores: np.ndarray, allowed: np.ndarray) -> flo
     return -h.getInfo().objective_function_value
 
 
-@settings(max_examples=80, deadline=None)
-@given(st.integers(1, 5), st.integers(1, 4), st.data())
-def test_cut_formula_is_the_max_flow(clients, nodes, data):
+def draw_instance(clients: int, nodes: int, data) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Wants, cores and allowed nodes of one random tick."""
     want = np.array(data.draw(st.lists(st.floats(0, 8), min_size=clients, max_size=clients)))
     cores = np.array(data.draw(st.lists(st.floats(0, 6), min_size=nodes, max_size=nodes)))
     rows = data.draw(st.lists(st.lists(st.booleans(), min_size=nodes, max_size=nodes),
                               min_size=clients, max_size=clients))
     allowed = np.array(rows, bool)
     allowed[~allowed.any(axis=1), 0] = True        # every client may run somewhere
+    return want, cores, allowed
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 4), st.data())
+def test_cut_formula_is_the_max_flow(clients, nodes, data):
+    want, cores, allowed = draw_instance(clients, nodes, data)
     got = tick_bound(want, cores, cut_masks(allowed))
     assert got == pytest.approx(lp_max_flow(want, cores, allowed), rel=1e-7, abs=1e-7)
 
@@ -69,6 +79,40 @@ def test_without_constraints_it_is_demand_or_capacity():
     # one client pinned to node 0 cannot use node 1's idle cores
     cuts = cut_masks(np.array([[True, False], [True, True]]))
     assert tick_bound(np.array([6.0, 1.0]), np.array([4.0, 4.0]), cuts) == 5.0
+
+
+def best_whole_homes(want: np.ndarray, cores: np.ndarray, allowed: np.ndarray) -> float:
+    """Every placement tried: the most CPU whole homes can give."""
+    best = 0.0
+    for homes in itertools.product(*(np.flatnonzero(a) for a in allowed)):
+        load = np.bincount(np.array(homes, int), want, cores.size)
+        best = max(best, float(np.minimum(load, cores).sum()))
+    return best
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 4), st.data())
+def test_the_whole_home_bound_is_the_best_placement(clients, nodes, data):
+    want, cores, allowed = draw_instance(clients, nodes, data)
+    got = WholeHomeBound(cores, allowed)(want)
+    best = best_whole_homes(want, cores, allowed)
+    # never below what a placement reaches; above it only by the rounding of the wants
+    # and the margin kept above the solver's tolerance
+    assert best - 1e-9 <= got <= best * (1 + 1e-6) + 1e-4
+    assert got <= tick_bound(want, cores, cut_masks(allowed)) + 1e-9
+
+
+def test_whole_homes_cannot_split_a_client_over_two_nodes():
+    bound = WholeHomeBound(np.array([12.0, 12.0]), np.ones((3, 2), bool))
+    # three busy 8-core clients: one node holds one of them, the other node 12 of 16
+    assert tick_bound(np.full(3, 8.0), np.array([12.0, 12.0])) == 24.0
+    assert bound(np.full(3, 8.0)) == pytest.approx(20.0, abs=1e-4)
+    assert bound(np.full(3, 8.0)) == pytest.approx(20.0, abs=1e-4)
+    assert bound.solves == 1                       # the same wants are solved once
+    # where they fit, or fill both nodes, the flow is the bound and no MIP runs
+    assert bound(np.array([8.0, 4.0, 4.0])) == 16.0
+    assert bound(np.array([12.0, 12.0, 3.0])) == 24.0
+    assert bound.solves == 1
 
 
 def scenario_text(clients: list[dict], nodes: int, mem_gib: int) -> str:

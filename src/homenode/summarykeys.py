@@ -19,7 +19,8 @@ KEYS: dict[str, KeyInfo] = {
     "throughput_vs_ideal": KeyInfo("ratio", "total progress over the progress with all "
                                    "memory local and no overload (1 = ideal)"),
     "throughput_vs_bound": KeyInfo("ratio", "total progress over the true upper bound "
-                                   "(fractional homes, free instant migration; <= 1)"),
+                                   "(the best whole homes each tick, free instant "
+                                   "migration; <= 1)"),
     "overhead_cpu_s": KeyInfo("core-s", "CPU the balancer itself cost (scans, hinting "
                               "faults, copies, daemon ticks), charged to the run"),
     "overhead": KeyInfo("core-s", "overhead_cpu_s by client and kind of work"),

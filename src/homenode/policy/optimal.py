@@ -31,8 +31,6 @@ description: docs/baselines.md.
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +39,7 @@ import highspy
 import numpy as np
 
 from homenode.cpu import pooled_share
+from homenode.highs import new_highs
 from homenode.model import (
     LOCAL_DISTANCE,
     Considered,
@@ -65,7 +64,6 @@ MIP_REL_GAP = 1e-6             # the solver stops when proven this close to opti
 ONE_HOP_DISTANCE = 21
 DEFAULT_MEM_INTENSITY = 0.5    # the simulator's default, used without hints
 DEFAULT_REMOTE_LATENCY = 1.6   # latency ratio at SLIT 21, the simulator's default
-SOLVER_THREADS = 1             # compare runs policies in parallel processes already
 
 
 @dataclass(frozen=True)
@@ -181,11 +179,7 @@ def solve(p: Problem, time_limit: float = SOLVE_TIME_LIMIT) -> tuple[np.ndarray,
     k = np.searchsorted(live, n_of[on])
     r.add(live.size, np.r_[k, np.arange(live.size)], np.r_[y0 + ij[on], np.full(live.size, u0)],
           np.r_[p.want[i_of[on]] / p.cores[n_of[on]], -np.ones(live.size)], -inf, 0.0)
-    h = _new_highs()
-    for opt, v in (("output_flag", False), ("time_limit", float(time_limit)),
-                   ("mip_rel_gap", MIP_REL_GAP), ("threads", SOLVER_THREADS),
-                   ("random_seed", 0)):
-        h.setOptionValue(opt, v)
+    h = new_highs(time_limit=float(time_limit), mip_rel_gap=MIP_REL_GAP)
     h.addVars(ncol, np.zeros(ncol), upper)
     h.changeColsCost(ncol, np.arange(ncol, dtype=np.int32), cost)
     h.changeColsIntegrality(cn, np.arange(cn, dtype=np.int32),
@@ -249,29 +243,6 @@ def _comm_rows(r: _Rows, p: Problem, pairs: list[tuple[int, int]], y0: int, g0: 
     r.add(talk.size, np.r_[np.arange(talk.size), np.arange(talk.size), t_rows],
           np.r_[p0 + talk, q0 + talk, t_g],
           np.r_[np.ones(talk.size), p.comm_loss[talk], -np.ones(t_rows.size)], -np.inf, 0.0)
-
-
-_banner_hidden = False
-
-
-def _new_highs() -> highspy.Highs:
-    """A solver.  HiGHS prints a banner on stdout (file descriptor 1, from C++) when a
-    process creates its first solver, whatever ``output_flag`` says; it would land in the
-    middle of `homenode compare`'s table, so the first creation runs with fd 1 closed."""
-    global _banner_hidden
-    if _banner_hidden:
-        return highspy.Highs()
-    _banner_hidden = True
-    sys.stdout.flush()
-    saved = os.dup(1)
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 1)
-        return highspy.Highs()
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(null)
 
 
 @base.register("oracle")

@@ -29,7 +29,7 @@ from homenode.model import (
     client_arrays,
     group_index,
 )
-from homenode.sim.bound import cut_masks, tick_bound
+from homenode.sim.bound import WholeHomeBound
 from homenode.sim.costs import copy_cpu, daemon_cpu, task_move_cpu, work_cpu
 from homenode.sim.demand import DemandTable
 from homenode.sim.profiles import link_flows, link_slowdown
@@ -85,7 +85,7 @@ class SimHost:
         allowed = client_arrays(self.clients, nn).allowed.copy()
         for i in np.flatnonzero(self.pinned >= 0):
             allowed[i] = np.arange(nn) == self.pinned[i]
-        self.cuts = cut_masks(allowed)
+        self.bound_of = WholeHomeBound(self.topo.cores, allowed)
 
         self.demand_table = DemandTable(n, rng)
         for i, s in enumerate(specs):
@@ -306,7 +306,7 @@ class SimHost:
         self.debt -= paid
         self.progress += (received * dt - paid) * eff
         self.ideal += want * dt
-        self.bound += tick_bound(want, self.topo.cores, self.cuts) * dt
+        self.bound += self.bound_of(want) * dt
         self.demand, self.received = demand, received
 
     def _daemon_cpu(self, dt: float) -> np.ndarray:
