@@ -126,7 +126,9 @@ class EsxiPolicy:
             node_trend=np.bincount(home[placed], trend[placed], topo.n).astype(float),
             deficit=deficit, changes=self._changes.oldest(snap.clients),
             waited=self._waited.get(snap.clients),
-            priced=np.full(len(snap.clients), -np.inf))
+            priced=np.full(len(snap.clients), -np.inf),
+            room=np.maximum(snap.free_pages - self.s.page_mig_free_reserve * topo.mem_pages,
+                            0.0).astype(float))
 
     def _wait(self, v: View, moved: list[int]) -> None:
         """Charge each client the work its best priced move would have gained this

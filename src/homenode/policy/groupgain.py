@@ -23,6 +23,19 @@ def _group_gain(v: View, group: np.ndarray, i: np.ndarray, frm: np.ndarray, to: 
     return np.where(ok, per(rows, to) - per(rows, frm), 0.0)
 
 
+def group_targets(v: View, idx: np.ndarray) -> np.ndarray:
+    """For each of ``idx`` (members of affinity groups, placed): the node where most of
+    the *rest* of its group sits, or its home where no node holds more of them.  Counting
+    the client itself would send both halves of an evenly split group toward one node
+    (the lower-numbered), so the other half could never try, whatever room it has."""
+    rows = np.arange(idx.size)
+    others = v.group_counts(v.aff)[v.aff[idx]]
+    others[rows, v.home[idx]] -= 1
+    target = np.argmax(others, axis=1)
+    more = others[rows, target] > others[rows, v.home[idx]]
+    return np.where(more, target, v.home[idx])
+
+
 def affinity_gain(v: View, m: Moves) -> np.ndarray:
     """Share of the client's group that it would sit with, gained by the move."""
     if (v.aff < 0).all():

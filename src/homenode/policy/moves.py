@@ -53,6 +53,8 @@ class View:
                                    # refused as not paying (``payoff.regret_pays``)
     priced: np.ndarray = None      # per client: best gain rate priced this period, cores
                                    # (-inf: none priced)
+    room: np.ndarray = None        # per node: pages it can still take (free less
+                                   # page_mig_free_reserve); None: no limit known
     peaks_known: bool = True   # a whole affinity_peak_window has been observed
     imbalanced_for: int = 1    # periods in a row the nodes needed balance, this one included
 

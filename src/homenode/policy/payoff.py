@@ -79,20 +79,35 @@ def mean_latency(v: View, i: np.ndarray, node: np.ndarray) -> np.ndarray:
     return (v.mem_frac[i] * v.lat[node]).sum(axis=1)
 
 
-def _copy(v: View, i: np.ndarray, dst: np.ndarray,
-          ent_after: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(remote core-s, copy CPU core-s, GiB, seconds) of client(s) i following to dst."""
+def _fit(v: View, i: np.ndarray, dst: np.ndarray, freed: np.ndarray) -> np.ndarray:
+    """Share of client i's remote pages that ``dst`` has room for, ``freed`` pages counted
+    as leaving it (a swap partner's); 1 where the view knows no limit."""
+    if v.room is None:
+        return np.ones(i.size)
+    remote = v.pages[i] * (1.0 - v.mem_frac[i, dst])
+    return np.clip((v.room[dst] + freed) / np.maximum(remote, 1.0), 0.0, 1.0)
+
+
+def _copy(v: View, i: np.ndarray, dst: np.ndarray, ent_after: np.ndarray,
+          fit: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(remote core-s, copy CPU core-s, GiB, seconds, core-s per s still lost once the
+    copy is done) of client(s) i following to dst, of whose remote pages only ``fit``
+    find room there: the rest stays where it is, remote for good."""
     s = v.s
     local = v.mem_frac[i, dst]
     x0 = np.clip(1.0 - local, 0.0, 1.0)
     lat_rem = np.where(x0 > 1e-12, (mean_latency(v, i, dst) - local) / np.maximum(x0, 1e-12),
                        1.0)
-    integral, secs = remote_seconds(x0, v.pages[i], s.page_mig_rate_max,
+    moved = x0 * fit
+    integral, secs = remote_seconds(moved, v.pages[i], s.page_mig_rate_max,
                                     s.page_mig_remote_knee, s.page_mig_rate_min_ratio,
                                     s.page_mig_delay)
     remote = ent_after * s.cost_mem_intensity * (lat_rem - 1.0) * integral
-    gib = x0 * v.pages[i] * PAGE_SIZE / GIB
-    return remote, gib * s.cost_copy_cpu_per_gib, gib, secs
+    gib = moved * v.pages[i] * PAGE_SIZE / GIB
+    stuck = x0 - moved
+    lost = np.where(stuck > 1e-12, ent_after * (1.0 - memory_efficiency(
+        s.cost_mem_intensity, 1.0 + stuck * (lat_rem - 1.0))), 0.0)
+    return remote, gib * s.cost_copy_cpu_per_gib, gib, secs, lost
 
 
 def payoff(v: View, m: Moves) -> Payoff:
@@ -126,12 +141,14 @@ def payoff(v: View, m: Moves) -> Payoff:
     r_i, r_i2 = got(ei, want[a], cores[a]), got(ei, want[b] + de, cores[b])
     r_j, r_j2 = got(ej, want[b], cores[b]), got(ej, np.maximum(want[a] - de, 0), cores[a])
     eff_i = memory_efficiency(s.cost_mem_intensity, mean_latency(v, i, a))
-    rate = cpu + r_i * (1.0 - eff_i)
-    remote, copy_cpu, gib, secs = _copy(v, i, b, r_i2)
+    on_b = np.where(has, v.pages[j] * v.mem_frac[j, b], 0.0)   # leaves b with j
+    remote, copy_cpu, gib, secs, lost = _copy(v, i, b, r_i2, _fit(v, i, b, on_b))
+    rate = cpu + r_i * (1.0 - eff_i) - lost
     if has.any():
         eff_j = memory_efficiency(s.cost_mem_intensity, mean_latency(v, j, b))
-        rate = rate + np.where(has, r_j * (1.0 - eff_j), 0.0)
-        rj, cj, gj, tj = _copy(v, j, a, r_j2)
+        on_a = v.pages[i] * v.mem_frac[i, a]
+        rj, cj, gj, tj, lj = _copy(v, j, a, r_j2, _fit(v, j, a, on_a))
+        rate = rate + np.where(has, r_j * (1.0 - eff_j) - lj, 0.0)
         remote = remote + np.where(has, rj, 0.0)
         copy_cpu = copy_cpu + np.where(has, cj, 0.0)
         gib = gib + np.where(has, gj, 0.0)

@@ -26,6 +26,7 @@ import numpy as np
 
 from homenode.model import Considered, Decision, Reason, SetHome
 from homenode.policy.fairness import FAIRNESS_FILTERS, fairness_candidates
+from homenode.policy.groupgain import group_targets
 from homenode.policy.moves import NONE, Moves, View, concat, make_moves, movable
 from homenode.policy.payoff import (
     arithmetic,
@@ -84,12 +85,12 @@ def locality_candidates(v: View) -> list[Moves]:
 
 
 def affinity_candidates(v: View) -> list[Moves]:
-    """Clients of an affinity group, toward the node where most of their group sits."""
+    """Clients of an affinity group, toward the node where most of the rest of their
+    group sits (``group_targets``)."""
     idx = np.flatnonzero(movable(v) & (v.aff >= 0))
     if idx.size == 0:
         return []
-    counts = v.group_counts(v.aff)
-    return _toward(v, Reason.AFFINITY, idx, np.argmax(counts[v.aff[idx]], axis=1))
+    return _toward(v, Reason.AFFINITY, idx, group_targets(v, idx))
 
 
 # --- pick -----------------------------------------------------------------------------
@@ -224,6 +225,11 @@ def apply_move(v: View, m: Moves, k: int) -> list[tuple[int, int, int]]:
     if m.partner[k] >= 0:
         moved.append((int(m.partner[k]), dst, src))
     for i, a, b in moved:
+        if v.room is not None:
+            # the pages that will follow: b's room goes to them, a's grows once they left
+            follow = min(v.pages[i] * (1.0 - v.mem_frac[i, b]), max(v.room[b], 0.0))
+            v.room[b] -= follow
+            v.room[a] += follow
         if v.cores[a] > 0:
             v.loads[a] -= v.ent[i] / v.cores[a]
             v.peak_loads[a] -= v.ent_peak[i] / v.cores[a]

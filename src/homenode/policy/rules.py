@@ -106,6 +106,12 @@ def locality_gain_too_small(v: View, m: Moves) -> np.ndarray:
     return locality_gain(v, m) < v.s.locality_mig_min_gain
 
 
+def swap_gains_too_little(v: View, m: Moves) -> np.ndarray:
+    """A swap of a balanced host brings fewer than ``locality_mig_min_gain`` points of
+    memory home and no share of an affinity group together."""
+    return (locality_gain(v, m) < v.s.locality_mig_min_gain) & (affinity_gain(v, m) <= 0)
+
+
 def no_net_benefit(v: View, m: Moves) -> np.ndarray:
     """What the move gains (locality, affinity, closeness) does not outweigh what it
     loses: a locality move must not cost more affinity than it brings memory home."""

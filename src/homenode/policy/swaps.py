@@ -6,7 +6,11 @@ Two kinds, as ESXi's ``loadSwap`` and ``localitySwap``:
   of an above-average node for a quieter one of a below-average node, which shifts only
   the *difference* of their loads -- the fine adjustment no single move can make;
 * **locality swaps** (``swap_locality_enable``) when balanced: two clients that each
-  hold their memory on the other's home.
+  hold their memory on the other's home;
+* **affinity swaps** (also ``swap_locality_enable``), when balanced: a member of an
+  affinity group onto the node where the rest of its group sits, for a client of that
+  node outside its group -- where the member alone would not fit (``over_core_cap``),
+  the exchange does.  A single affinity move is tried first, in the same period.
 
 Only ``swap_candidates`` clients per node are paired (spread over the range of loads,
 or the least local first), so the search stays small with thousands of clients.
@@ -17,22 +21,23 @@ from __future__ import annotations
 import numpy as np
 
 from homenode.model import Reason
+from homenode.policy.groupgain import group_targets
 from homenode.policy.moves import Moves, View, make_moves, movable
 from homenode.policy.payoff import does_not_pay, fairness_would_undo
 from homenode.policy.rules import (
     COMMON,
     creates_imbalance,
     gain_below_mig_threshold,
-    locality_gain_too_small,
     no_net_benefit,
     over_core_cap,
+    swap_gains_too_little,
     swapped_recently,
     would_thrash,
 )
 
 LOAD_SWAP_FILTERS = (*COMMON, swapped_recently, would_thrash, gain_below_mig_threshold,
                      does_not_pay, fairness_would_undo)
-LOCALITY_SWAP_FILTERS = (*COMMON, swapped_recently, locality_gain_too_small, no_net_benefit,
+LOCALITY_SWAP_FILTERS = (*COMMON, swapped_recently, swap_gains_too_little, no_net_benefit,
                          over_core_cap, creates_imbalance, does_not_pay)
 
 
@@ -105,4 +110,23 @@ def swap_candidates(v: View) -> list[Moves]:
             b = least[int(dst)][wants[int(dst)][:, src]][:k]
             if a.size and b.size:
                 _pairs(a, b, int(src), int(dst), cols)
-    return _batch(v, cols)
+    return _batch(v, cols) + _affinity_swaps(v, ok, nodes, k)
+
+
+def _affinity_swaps(v: View, ok: np.ndarray, nodes: np.ndarray, k: int) -> list[Moves]:
+    """Each group member drawn to another node, with up to k clients there (spread over
+    their loads) that are not of its group."""
+    members = np.flatnonzero(ok & (v.aff >= 0))
+    if members.size == 0:
+        return []
+    target = group_targets(v, members)
+    away = target != v.home[members]
+    members, target = members[away], target[away]
+    cols: list[list[np.ndarray]] = [[], [], [], []]
+    for dst in np.unique(target):
+        there = _spread(np.flatnonzero(ok & (v.home == dst)), v.ent, k)
+        drawn = members[target == dst]
+        for src in np.unique(v.home[drawn]):
+            if there.size:
+                _pairs(drawn[v.home[drawn] == src][:k], there, int(src), int(dst), cols)
+    return _batch(v, cols, lambda x, y: v.aff[y] != v.aff[x])
