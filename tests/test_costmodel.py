@@ -95,6 +95,25 @@ def test_a_move_off_an_overcommitted_node_pays_unless_its_memory_is_too_big():
     assert [a for a in decide(rows, off).actions if isinstance(a, SetHome)]
 
 
+def test_a_move_copies_and_gains_only_what_its_destination_has_room_for():
+    gib = GIB // PAGE_SIZE
+    rows = [dict(id="a", home=0, demand=6.0, vcpus=6, pages=[gib, 0]),
+            dict(id="b", home=0, demand=6.0, vcpus=6, pages=[gib, 0]),
+            dict(id="c", home=1, demand=1.0, pages=[0, gib])]
+    roomy = [a for a in decide(rows).actions if isinstance(a, SetHome)]
+    assert roomy and "1.0 GiB copied" in roomy[0].detail
+    # node 1 filled to 0.5 GiB above page_mig_free_reserve (2 % of 64 GiB): half of the
+    # mover's pages stay remote for good, and the gain is the smaller for it
+    filler = 64 * gib - int(0.02 * 64 * gib) - gib - gib // 2
+    full = [a for a in decide([*rows, dict(id="f", home=1, demand=0.1,
+                                            pages=[0, filler])]).actions
+            if isinstance(a, SetHome)]
+    assert full and "0.5 GiB copied" in full[0].detail
+    rate = [float(re.search(r"\(([0-9.]+) cores x", a.detail).group(1))
+            for a in (roomy[0], full[0])]
+    assert rate[1] < rate[0]
+
+
 def _placed(d):
     return [(a.client, a.dst) for a in d.actions if isinstance(a, SetHome)]
 

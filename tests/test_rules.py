@@ -302,3 +302,41 @@ def test_a_swap_that_fairness_would_undo_is_not_made():
     v.deficit[:] = [0.0, 10 * floor, 0.0]
     assert not fairness_would_undo(v, make_moves(v, Reason.BALANCE, np.array([1]), 0, 1))[0]
 
+
+
+def _split_pair(x: float, y: float) -> list[dict]:
+    """A communicating pair split over two nodes of 10 cores, each beside another client."""
+    g = 1000
+    return [dict(id="p1", home=0, demand=3.0, pages=[g, 0], affinity_group="chatty"),
+            dict(id="x", home=0, demand=x, pages=[g, 0]),
+            dict(id="p2", home=1, demand=3.0, pages=[0, g], affinity_group="chatty"),
+            dict(id="y", home=1, demand=y, pages=[0, g])]
+
+
+# balanced at an imbalance below 0.5, so that the pair's moves are weighed, not balance
+PAIR_RULES = Settings(balance_min_load=0.0, balance_persistence=1, affinity_peak_window=0.0,
+                      cost_benefit_enable=False, mig_imbalance_threshold=0.5)
+
+
+def test_either_half_of_a_split_pair_may_go_to_the_other():
+    # p2 does not fit beside p1 and x (3 + 4.5 + 3 > 0.9 x 10 cores); p1 fits beside p2
+    # and y.  Counting the client itself, both halves were drawn to node 0 alone.
+    d = decide(_split_pair(4.5, 1.0), settings=PAIR_RULES)
+    assert [(a.client, a.dst, a.reason) for a in moves(d)] == [("p1", 1, Reason.AFFINITY)]
+    assert verdicts(d)[("p2", 0)] == "over_core_cap"
+
+
+def test_two_pairs_that_fit_nowhere_alone_are_joined_by_a_swap():
+    # two split pairs beside x and y: no half fits beside its partner (each move would
+    # load its destination past 0.9 x 10 cores), but exchanging a chatty half for a
+    # quiet one brings both pairs together
+    g = 1000
+    rows = [*_split_pair(3.0, 3.0),
+            dict(id="q1", home=0, demand=2.0, pages=[g, 0], affinity_group="quiet"),
+            dict(id="q2", home=1, demand=2.0, pages=[0, g], affinity_group="quiet")]
+    d = decide(rows, settings=PAIR_RULES)
+    got = {(a.client, a.dst, a.reason) for a in moves(d)}
+    assert got in ({("p2", 0, Reason.SWAP), ("q1", 1, Reason.SWAP)},
+                   {("p1", 1, Reason.SWAP), ("q2", 0, Reason.SWAP)})
+    alone = {c.verdict for c in d.considered if c.reason is Reason.AFFINITY}
+    assert alone == {"over_core_cap"}
